@@ -1,0 +1,132 @@
+/**
+ * The platform's configuration, read once from the environment through one zod schema.
+ * A bad variable stops start-up with a message that names it (see ConfigError).
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const port = z.coerce
+  .number({ error: 'expected a port number' })
+  .int('expected an integer port')
+  .min(1, 'expected a port between 1 and 65535')
+  .max(65535, 'expected a port between 1 and 65535');
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const duration = z
+  .string()
+  .regex(/^\d+(ms|s|m|h)$/, 'expected a duration such as 500ms, 30s, 5m or 2h')
+  .transform(parseDuration);
+
+const POOLS = ['orchestration', 'planning', 'council', 'execution', 'inference', 'federation'] as const;
+
+export const ConfigSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  AGENCY_HOME: z.string().min(1).default(path.join(PROJECT_ROOT, '.agency')),
+
+  API_HOST: z.string().min(1).default('127.0.0.1'),
+  API_PORT: port.default(8080),
+  API_BODY_LIMIT: z.string().default('1mb'),
+
+  DATABASE_URL: z
+    .string()
+    .url('expected a postgres:// URL')
+    .refine((u) => /^postgres(ql)?:\/\//.test(u), 'expected a postgres:// URL')
+    .default('postgres://postgres@127.0.0.1:5432/agency'),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+
+  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('agency'),
+  TEMPORAL_UI_URL: z.string().url().default('http://localhost:8233'),
+  TEMPORAL_TLS: bool.default(false),
+  TEMPORAL_TLS_CERT_PATH: z.string().optional(),
+  TEMPORAL_TLS_KEY_PATH: z.string().optional(),
+  TEMPORAL_TLS_CA_PATH: z.string().optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
+  TEMPORAL_API_KEY: z.string().optional(),
+  /** Prefix for every task queue, so several deployments can share one namespace. */
+  TASK_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9-]*$/, 'expected lowercase letters, digits and dashes')
+    .default(''),
+
+  WORKER_QUEUES: z
+    .string()
+    .default(POOLS.join(','))
+    .transform((s) => s.split(',').map((q) => q.trim().replace(/^agency-/, '')))
+    .pipe(z.array(z.enum(POOLS, { error: `expected a comma-separated list of: ${POOLS.join(', ')}` })).min(1)),
+  WORKER_SHUTDOWN_GRACE: duration.prefault('30s'),
+
+  /** Programs the execution pool may start for a spec's commands and gates. */
+  EXECUTION_ALLOWED_COMMANDS: z
+    .string()
+    .default('node,npm,npx,git,make,pnpm,yarn,python3,pytest,go,cargo,true,false')
+    .transform((s) => s.split(',').map((c) => c.trim()).filter(Boolean)),
+  EXECUTION_COMMAND_TIMEOUT: duration.prefault('5m'),
+  /** Where isolated task workspaces are created (one directory per task, removed afterwards). */
+  WORKSPACES_DIR: z.string().optional(),
+});
+
+export type Config = z.output<typeof ConfigSchema>;
+export type Pool = (typeof POOLS)[number];
+export const ALL_POOLS: readonly Pool[] = POOLS;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(
+      'Invalid configuration:\n' + problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n'),
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads the configuration from an environment (process.env by default). Throws ConfigError naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(ConfigSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = ConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? '(config)');
+        const got = input[variable];
+        return { variable, message: got === undefined ? issue.message : `${issue.message} (got ${JSON.stringify(got)})` };
+      }),
+    );
+  }
+  const config = parsed.data;
+  if (config.TEMPORAL_TLS_CERT_PATH && !config.TEMPORAL_TLS_KEY_PATH) {
+    throw new ConfigError([{ variable: 'TEMPORAL_TLS_KEY_PATH', message: 'required when TEMPORAL_TLS_CERT_PATH is set' }]);
+  }
+  return config;
+}
+
+/** Milliseconds in a duration string such as "500ms", "30s", "5m", "2h". */
+export function parseDuration(value: string): number {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(value);
+  if (!match) throw new Error(`not a duration: ${value}`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(match[1]) * unit;
+}
+
+/** Entry points call this: prints a ConfigError readably and exits, rethrows anything else. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * `npm run dev`: the whole platform on this machine, and a demo task carried end to end.
+ *
+ * 1. Temporal: reuse the server at TEMPORAL_ADDRESS, or start the dev server (building the pinned CLI if needed).
+ * 2. PostgreSQL: create the database and apply migrations.
+ * 3. Start the worker pools (one process, every pool) and the API.
+ * 4. Copy samples/calculator (a repository with a failing test) into a fresh git repository, submit the demo task
+ *    through the API, print where to watch it, and follow it to its end.
+ * 5. Keep running until Ctrl-C, which stops everything this command started.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { cp, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { loadConfigOrExit, PROJECT_ROOT } from '../common/config.js';
+import { migrate } from '../common/db.js';
+import { startDevServer, type DevServer } from '../temporal/dev-server.js';
+
+const run = promisify(execFile);
+const config = loadConfigOrExit();
+const say = (line: string): void => void process.stdout.write(`${line}\n`);
+const children: ChildProcess[] = [];
+let temporal: DevServer | undefined;
+let stopping = false;
+
+async function stopAll(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    say('\nstopping…');
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+            setTimeout(() => child.kill('SIGKILL'), 20_000).unref();
+          }),
+      ),
+    );
+    if (temporal?.started) {
+      await temporal.stop();
+      say('stopped the Temporal dev server (its state is kept in ' + config.AGENCY_HOME + ')');
+    }
+  }
+  process.exit(code);
+}
+process.once('SIGINT', () => void stopAll(0));
+process.once('SIGTERM', () => void stopAll(0));
+
+function startChild(name: string, script: string): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: PROJECT_ROOT,
+    env: process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const prefix = (chunk: Buffer): string =>
+    chunk
+      .toString()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => `[${name}] ${l}\n`)
+      .join('');
+  // Logs are JSON lines; keep them visible but out of the way of the demo's own output.
+  child.stdout?.on('data', (c: Buffer) => process.stderr.write(prefix(c)));
+  child.stderr?.on('data', (c: Buffer) => process.stderr.write(prefix(c)));
+  child.once('exit', (code, signal) => {
+    if (!stopping) {
+      say(`${name} exited (${code ?? signal}); stopping`);
+      void stopAll(1);
+    }
+  });
+  children.push(child);
+  return child;
+}
+
+async function waitFor(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer 200 within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+async function prepareDemoWorkspace(): Promise<string> {
+  const dir = path.join(config.AGENCY_HOME, 'demo', `calculator-${Date.now()}`);
+  await mkdir(path.dirname(dir), { recursive: true });
+  await cp(path.join(PROJECT_ROOT, 'samples', 'calculator'), dir, { recursive: true });
+  const git = (...args: string[]): Promise<unknown> => run('git', args, { cwd: dir });
+  await git('init', '--quiet', '--initial-branch=main');
+  await git('-c', 'user.name=Agent Agency demo', '-c', 'user.email=demo@agent-agency.local', 'add', '.');
+  await git('-c', 'user.name=Agent Agency demo', '-c', 'user.email=demo@agent-agency.local', 'commit', '--quiet', '-m', 'calculator with a failing test');
+  return dir;
+}
+
+try {
+  const [host = '127.0.0.1', port = '7233'] = config.TEMPORAL_ADDRESS.split(':');
+  temporal = await startDevServer({
+    host,
+    port: Number(port),
+    namespace: config.TEMPORAL_NAMESPACE,
+    stateDir: config.AGENCY_HOME,
+    log: say,
+  });
+  const applied = await migrate(config.DATABASE_URL);
+  say(applied.length ? `database: applied ${applied.join(', ')}` : 'database: up to date');
+
+  startChild('workers', 'workers/main.ts');
+  startChild('api', 'api/server.ts');
+  const api = `http://${config.API_HOST === '0.0.0.0' ? '127.0.0.1' : config.API_HOST}:${config.API_PORT}`;
+  await waitFor(`${api}/health`, 60_000);
+  say(`API:    ${api}  (health: ${api}/health)`);
+
+  const workspace = await prepareDemoWorkspace();
+  say(`demo workspace: ${workspace} (samples/calculator: average() is off by one, one test fails)`);
+  const submitted = await fetch(`${api}/api/v1/tasks`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ title: 'Fix average() in the calculator sample', workspace }),
+  });
+  const task = (await submitted.json()) as { id: string; workflowId: string; webUi: string };
+  if (submitted.status !== 202) throw new Error(`the API refused the demo task: ${JSON.stringify(task)}`);
+  say(`task:   ${api}/api/v1/tasks/${task.id}`);
+  say(`Web UI: ${task.webUi}`);
+
+  let last = '';
+  for (;;) {
+    const state = (await (await fetch(`${api}/api/v1/tasks/${task.id}`)).json()) as {
+      status: string;
+      step?: string;
+      result?: { reason?: string; filesChanged: string[]; gates: { name: string; passed: boolean }[]; diffRef?: { sha256: string } };
+      failure?: string;
+    };
+    const line = `  ${state.status}${state.step ? `: ${state.step}` : ''}`;
+    if (line !== last) say((last = line));
+    if (['completed', 'failed', 'canceled'].includes(state.status)) {
+      if (state.result) {
+        say(`  gates: ${state.result.gates.map((g) => `${g.name} ${g.passed ? 'passed' : 'FAILED'}`).join(', ') || 'none'}`);
+        say(`  files changed: ${state.result.filesChanged.join(', ') || 'none'}; diff artifact ${state.result.diffRef?.sha256 ?? '-'}`);
+        if (state.result.reason) say(`  reason: ${state.result.reason}`);
+      }
+      if (state.failure) say(`  failure: ${state.failure}`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  say('\nThe platform keeps running: submit more tasks to the API, watch them in the Web UI. Ctrl-C stops everything.');
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  await stopAll(1);
+}

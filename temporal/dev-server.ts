@@ -1,0 +1,192 @@
+/**
+ * The Temporal dev server, started by the project itself: `temporal server start-dev` with a persistent SQLite
+ * file (runs survive a restart), the Web UI, namespace `agency` and the custom search attributes registered.
+ * Idempotent: when a server already answers on the port, it is reused, not started twice.
+ *
+ *   npx tsx temporal/dev-server.ts up       start (or reuse) in the background; prints address and Web UI
+ *   npx tsx temporal/dev-server.ts down     stop the server this project started
+ *   npx tsx temporal/dev-server.ts status
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Connection } from '@temporalio/client';
+import { ensureTemporalCli } from './cli.js';
+import { setupNamespace } from './setup.js';
+
+export interface DevServerOptions {
+  host?: string;
+  port?: number;
+  uiPort?: number;
+  /** false: no Web UI (tests). */
+  ui?: boolean;
+  namespace?: string;
+  /** Directory for the SQLite file, pid file and log. */
+  stateDir: string;
+  log?: (line: string) => void;
+}
+
+export interface DevServer {
+  address: string;
+  uiUrl?: string;
+  namespace: string;
+  /** true when this call started the server (false: an existing server was reused). */
+  started: boolean;
+  pid?: number;
+  stop(): Promise<void>;
+}
+
+/** Answers whether a Temporal frontend responds at the address. */
+export async function isTemporalUp(address: string, timeoutMs = 1_500): Promise<boolean> {
+  let connection: Connection | undefined;
+  try {
+    connection = await Connection.connect({ address, connectTimeout: timeoutMs });
+    await connection.workflowService.getSystemInfo({});
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await connection?.close().catch(() => undefined);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readPid(file: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await readFile(file, 'utf8')).trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function stopPid(pid: number, timeoutMs = 15_000): Promise<void> {
+  if (!processAlive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? 7233;
+  const uiPort = opts.uiPort ?? 8233;
+  const ui = opts.ui ?? true;
+  const namespace = opts.namespace ?? 'agency';
+  const log = opts.log ?? (() => undefined);
+  const address = `${host}:${port}`;
+  const uiUrl = ui ? `http://localhost:${uiPort}` : undefined;
+  const pidFile = path.join(opts.stateDir, `temporal-${port}.pid`);
+
+  await mkdir(opts.stateDir, { recursive: true });
+
+  if (await isTemporalUp(address)) {
+    log(`Temporal already answers at ${address}; reusing it`);
+    const connection = await Connection.connect({ address });
+    try {
+      await setupNamespace(connection, namespace);
+    } finally {
+      await connection.close();
+    }
+    return { address, uiUrl, namespace, started: false, stop: async () => undefined };
+  }
+
+  const cli = await ensureTemporalCli({ log });
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(port),
+    '--db-filename',
+    path.join(opts.stateDir, `temporal-${port}.sqlite`),
+    '--namespace',
+    namespace,
+    '--log-level',
+    'warn',
+    ...(ui ? ['--ui-port', String(uiPort)] : ['--headless']),
+  ];
+  const logFile = await open(path.join(opts.stateDir, `temporal-${port}.log`), 'a');
+  const child = spawn(cli, args, { detached: true, stdio: ['ignore', logFile.fd, logFile.fd] });
+  await logFile.close();
+  child.unref();
+  const pid = child.pid;
+  if (!pid) throw new Error(`could not start ${cli}`);
+  await writeFile(pidFile, String(pid));
+  log(`started Temporal dev server (pid ${pid}) at ${address}${uiUrl ? `, Web UI ${uiUrl}` : ''}`);
+
+  const deadline = Date.now() + 60_000;
+  while (!(await isTemporalUp(address))) {
+    if (!processAlive(pid)) {
+      const tail = (await readFile(path.join(opts.stateDir, `temporal-${port}.log`), 'utf8').catch(() => '')).slice(-2000);
+      throw new Error(`the Temporal dev server exited during start-up; its log ends with:\n${tail}`);
+    }
+    if (Date.now() > deadline) throw new Error(`the Temporal dev server did not answer at ${address} within 60 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const connection = await Connection.connect({ address });
+  try {
+    await setupNamespace(connection, namespace);
+  } finally {
+    await connection.close();
+  }
+
+  return {
+    address,
+    uiUrl,
+    namespace,
+    started: true,
+    pid,
+    stop: async () => {
+      await stopPid(pid);
+      await rm(pidFile, { force: true });
+    },
+  };
+}
+
+/** Stops the server whose pid file this project wrote for the port. */
+export async function stopDevServer(stateDir: string, port = 7233): Promise<boolean> {
+  const pidFile = path.join(stateDir, `temporal-${port}.pid`);
+  const pid = await readPid(pidFile);
+  if (!pid) return false;
+  await stopPid(pid);
+  await rm(pidFile, { force: true });
+  return true;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { loadConfigOrExit } = await import('../common/config.js');
+  const config = loadConfigOrExit();
+  const [, port = '7233'] = config.TEMPORAL_ADDRESS.split(':');
+  const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  const command = process.argv[2] ?? 'up';
+  if (command === 'up') {
+    const server = await startDevServer({
+      port: Number(port),
+      namespace: config.TEMPORAL_NAMESPACE,
+      stateDir: config.AGENCY_HOME,
+      log,
+    });
+    process.stdout.write(`Temporal: ${server.address} (namespace ${server.namespace})\nWeb UI:   ${server.uiUrl}\n`);
+  } else if (command === 'down') {
+    log((await stopDevServer(config.AGENCY_HOME, Number(port))) ? 'stopped' : 'no dev server started by this project');
+  } else if (command === 'status') {
+    const up = await isTemporalUp(config.TEMPORAL_ADDRESS);
+    process.stdout.write(`${config.TEMPORAL_ADDRESS}: ${up ? 'up' : 'down'}\n`);
+    process.exitCode = up ? 0 : 1;
+  } else {
+    log('usage: dev-server.ts up|down|status');
+    process.exitCode = 2;
+  }
+}
