@@ -65,7 +65,11 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       problem =
         err.type === 'entity.too.large'
           ? new HttpProblem(413, 'Content Too Large', `the request body exceeds ${err.limit} bytes`)
-          : new HttpProblem(err.status, 'Bad Request', err.type === 'entity.parse.failed' ? 'the request body is not valid JSON' : err.message);
+          : new HttpProblem(
+              err.status,
+              'Bad Request',
+              err.type === 'entity.parse.failed' ? 'the request body is not valid JSON' : err.message,
+            );
     } else {
       log.error({ err, path: req.path, correlationId: res.locals.correlationId }, 'unhandled error');
       problem = new HttpProblem(500, 'Internal Server Error', 'an unexpected error occurred; it has been logged');
@@ -76,5 +80,11 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
 }
 
 function isBodyParserError(err: unknown): err is { type: string; status: number; message: string; limit?: number } {
-  return typeof err === 'object' && err !== null && 'type' in err && 'status' in err && typeof (err as { status: unknown }).status === 'number';
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    'type' in err &&
+    'status' in err &&
+    typeof (err as { status: unknown }).status === 'number'
+  );
 }

@@ -12,7 +12,11 @@ export interface Principal {
   roles: readonly ('viewer' | 'operator' | 'approver' | 'admin')[];
 }
 
-const LOCAL_OPERATOR: Principal = { tenantId: 'default', subject: 'user:local', roles: ['viewer', 'operator', 'approver', 'admin'] };
+const LOCAL_OPERATOR: Principal = {
+  tenantId: 'default',
+  subject: 'user:local',
+  roles: ['viewer', 'operator', 'approver', 'admin'],
+};
 
 export const resolvePrincipal: RequestHandler = (_req, res, next) => {
   res.locals.principal = LOCAL_OPERATOR;

@@ -9,7 +9,11 @@ import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../common/config.js';
 import { createApp, type AppDeps } from './app.js';
 
-export async function startServer(deps: AppDeps, port = deps.config.API_PORT, host = deps.config.API_HOST): Promise<Server> {
+export async function startServer(
+  deps: AppDeps,
+  port = deps.config.API_PORT,
+  host = deps.config.API_HOST,
+): Promise<Server> {
   const app = createApp(deps);
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host, () => resolve(server));

@@ -8,7 +8,12 @@ export interface ArtifactRef {
   sizeBytes: number;
 }
 
-export async function putArtifact(db: Db, tenantId: string, content: string | Buffer, mediaType: string): Promise<ArtifactRef> {
+export async function putArtifact(
+  db: Db,
+  tenantId: string,
+  content: string | Buffer,
+  mediaType: string,
+): Promise<ArtifactRef> {
   const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
   const sha256 = sha256Hex(bytes);
   await db.query(
@@ -19,7 +24,11 @@ export async function putArtifact(db: Db, tenantId: string, content: string | Bu
   return { sha256, mediaType, sizeBytes: bytes.length };
 }
 
-export async function getArtifact(db: Db, tenantId: string, sha256: string): Promise<(ArtifactRef & { content: Buffer }) | undefined> {
+export async function getArtifact(
+  db: Db,
+  tenantId: string,
+  sha256: string,
+): Promise<(ArtifactRef & { content: Buffer }) | undefined> {
   const { rows } = await db.query<{ sha256: string; media_type: string; size_bytes: number; content: Buffer }>(
     'SELECT sha256, media_type, size_bytes, content FROM artifacts WHERE tenant_id = $1 AND sha256 = $2',
     [tenantId, sha256],

@@ -20,7 +20,9 @@ export interface AuditEventInput {
   payload?: Record<string, unknown>;
 }
 
-export interface AuditEvent extends Required<Omit<AuditEventInput, 'subject' | 'workflowId' | 'correlationId' | 'idempotencyKey'>> {
+export interface AuditEvent extends Required<
+  Omit<AuditEventInput, 'subject' | 'workflowId' | 'correlationId' | 'idempotencyKey'>
+> {
   seq: string;
   id: string;
   occurredAt: string;
@@ -68,8 +70,32 @@ function fromRow(r: AuditRow): AuditEvent {
 
 /** The content an event's hash covers. */
 export function auditHash(e: Omit<AuditEvent, 'seq' | 'hash'>): string {
-  const { id, occurredAt, tenantId, actor, action, subject, workflowId, correlationId, idempotencyKey, payload, prevHash } = e;
-  return hashJson({ id, occurredAt, tenantId, actor, action, subject, workflowId, correlationId, idempotencyKey, payload, prevHash });
+  const {
+    id,
+    occurredAt,
+    tenantId,
+    actor,
+    action,
+    subject,
+    workflowId,
+    correlationId,
+    idempotencyKey,
+    payload,
+    prevHash,
+  } = e;
+  return hashJson({
+    id,
+    occurredAt,
+    tenantId,
+    actor,
+    action,
+    subject,
+    workflowId,
+    correlationId,
+    idempotencyKey,
+    payload,
+    prevHash,
+  });
 }
 
 /** Appends an event (or returns the existing one with the same idempotency key). */
@@ -79,7 +105,9 @@ export async function appendAuditEvent(db: Db, input: AuditEventInput): Promise<
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
     if (input.idempotencyKey) {
-      const existing = await client.query<AuditRow>('SELECT * FROM audit_events WHERE idempotency_key = $1', [input.idempotencyKey]);
+      const existing = await client.query<AuditRow>('SELECT * FROM audit_events WHERE idempotency_key = $1', [
+        input.idempotencyKey,
+      ]);
       if (existing.rows[0]) {
         await client.query('COMMIT');
         return fromRow(existing.rows[0]);
@@ -132,7 +160,10 @@ export async function appendAuditEvent(db: Db, input: AuditEventInput): Promise<
   }
 }
 
-export async function listAuditEvents(db: Db, filter: { tenantId: string; workflowId?: string }): Promise<AuditEvent[]> {
+export async function listAuditEvents(
+  db: Db,
+  filter: { tenantId: string; workflowId?: string },
+): Promise<AuditEvent[]> {
   const { rows } = await db.query<AuditRow>(
     `SELECT * FROM audit_events WHERE tenant_id = $1 AND ($2::text IS NULL OR workflow_id = $2) ORDER BY seq`,
     [filter.tenantId, filter.workflowId ?? null],
@@ -141,7 +172,9 @@ export async function listAuditEvents(db: Db, filter: { tenantId: string; workfl
 }
 
 /** Walks the whole chain; returns the first event whose link or content does not verify. */
-export async function verifyAuditChain(db: Db): Promise<{ ok: true; count: number } | { ok: false; brokenAt: string; reason: string }> {
+export async function verifyAuditChain(
+  db: Db,
+): Promise<{ ok: true; count: number } | { ok: false; brokenAt: string; reason: string }> {
   const { rows } = await db.query<AuditRow>('SELECT * FROM audit_events ORDER BY seq');
   let prev = GENESIS_HASH;
   for (const row of rows) {

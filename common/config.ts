@@ -61,13 +61,40 @@ export const ConfigSchema = z.object({
     .default(POOLS.join(','))
     .transform((s) => s.split(',').map((q) => q.trim().replace(/^agency-/, '')))
     .pipe(z.array(z.enum(POOLS, { error: `expected a comma-separated list of: ${POOLS.join(', ')}` })).min(1)),
+  /** A prebuilt workflow bundle (scripts/bundle-workflows.ts); without it the orchestration worker bundles at start. */
+  WORKFLOW_BUNDLE_PATH: z.string().optional(),
   WORKER_SHUTDOWN_GRACE: duration.prefault('30s'),
+
+  /**
+   * Language models. `offline` (the default) is the embedded provider: no model calls; tasks carry a working spec
+   * and judges are deterministic. `openai` covers every OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, LM Studio,
+   * llama.cpp) through LLM_BASE_URL.
+   */
+  LLM_PROVIDER: z.enum(['offline', 'openai', 'anthropic']).default('offline'),
+  LLM_BASE_URL: z.string().url().optional(),
+  LLM_API_KEY: z.string().optional(),
+  LLM_MODEL: z.string().min(1).optional(),
+  LLM_TIMEOUT: duration.prefault('60s'),
+  /** USD per million tokens, input and output: "3,15". Used to count cost against a task's budget. */
+  LLM_PRICE_PER_MTOK: z
+    .string()
+    .regex(/^\d+(\.\d+)?,\d+(\.\d+)?$/, 'expected "<input>,<output>" USD per million tokens, e.g. "3,15"')
+    .default('0,0')
+    .transform((s) => {
+      const [input, output] = s.split(',').map(Number);
+      return { input: input ?? 0, output: output ?? 0 };
+    }),
 
   /** Programs the execution pool may start for a spec's commands and gates. */
   EXECUTION_ALLOWED_COMMANDS: z
     .string()
     .default('node,npm,npx,git,make,pnpm,yarn,python3,pytest,go,cargo,true,false')
-    .transform((s) => s.split(',').map((c) => c.trim()).filter(Boolean)),
+    .transform((s) =>
+      s
+        .split(',')
+        .map((c) => c.trim())
+        .filter(Boolean),
+    ),
   EXECUTION_COMMAND_TIMEOUT: duration.prefault('5m'),
   /** Where isolated task workspaces are created (one directory per task, removed afterwards). */
   WORKSPACES_DIR: z.string().optional(),
@@ -79,9 +106,7 @@ export const ALL_POOLS: readonly Pool[] = POOLS;
 
 export class ConfigError extends Error {
   constructor(readonly problems: { variable: string; message: string }[]) {
-    super(
-      'Invalid configuration:\n' + problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n'),
-    );
+    super('Invalid configuration:\n' + problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n'));
     this.name = 'ConfigError';
   }
 }
@@ -99,13 +124,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       parsed.error.issues.map((issue) => {
         const variable = String(issue.path[0] ?? '(config)');
         const got = input[variable];
-        return { variable, message: got === undefined ? issue.message : `${issue.message} (got ${JSON.stringify(got)})` };
+        return {
+          variable,
+          message: got === undefined ? issue.message : `${issue.message} (got ${JSON.stringify(got)})`,
+        };
       }),
     );
   }
   const config = parsed.data;
   if (config.TEMPORAL_TLS_CERT_PATH && !config.TEMPORAL_TLS_KEY_PATH) {
-    throw new ConfigError([{ variable: 'TEMPORAL_TLS_KEY_PATH', message: 'required when TEMPORAL_TLS_CERT_PATH is set' }]);
+    throw new ConfigError([
+      { variable: 'TEMPORAL_TLS_KEY_PATH', message: 'required when TEMPORAL_TLS_CERT_PATH is set' },
+    ]);
   }
   return config;
 }

@@ -19,7 +19,8 @@ export function createDb(databaseUrl: string, max = 10): Db {
 export async function ensureDatabase(databaseUrl: string): Promise<void> {
   const url = new URL(databaseUrl);
   const name = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new Error(`unsupported database name in DATABASE_URL: ${JSON.stringify(name)}`);
+  if (!/^[A-Za-z0-9_-]+$/.test(name))
+    throw new Error(`unsupported database name in DATABASE_URL: ${JSON.stringify(name)}`);
   url.pathname = '/postgres';
   const admin = new pg.Client({ connectionString: url.toString(), connectionTimeoutMillis: 5_000 });
   await admin.connect();

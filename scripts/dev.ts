@@ -95,7 +95,16 @@ async function prepareDemoWorkspace(): Promise<string> {
   const git = (...args: string[]): Promise<unknown> => run('git', args, { cwd: dir });
   await git('init', '--quiet', '--initial-branch=main');
   await git('-c', 'user.name=Agent Agency demo', '-c', 'user.email=demo@agent-agency.local', 'add', '.');
-  await git('-c', 'user.name=Agent Agency demo', '-c', 'user.email=demo@agent-agency.local', 'commit', '--quiet', '-m', 'calculator with a failing test');
+  await git(
+    '-c',
+    'user.name=Agent Agency demo',
+    '-c',
+    'user.email=demo@agent-agency.local',
+    'commit',
+    '--quiet',
+    '-m',
+    'calculator with a failing test',
+  );
   return dir;
 }
 
@@ -134,15 +143,24 @@ try {
     const state = (await (await fetch(`${api}/api/v1/tasks/${task.id}`)).json()) as {
       status: string;
       step?: string;
-      result?: { reason?: string; filesChanged: string[]; gates: { name: string; passed: boolean }[]; diffRef?: { sha256: string } };
+      result?: {
+        reason?: string;
+        filesChanged: string[];
+        gates: { name: string; passed: boolean }[];
+        diffRef?: { sha256: string };
+      };
       failure?: string;
     };
     const line = `  ${state.status}${state.step ? `: ${state.step}` : ''}`;
     if (line !== last) say((last = line));
     if (['completed', 'failed', 'canceled'].includes(state.status)) {
       if (state.result) {
-        say(`  gates: ${state.result.gates.map((g) => `${g.name} ${g.passed ? 'passed' : 'FAILED'}`).join(', ') || 'none'}`);
-        say(`  files changed: ${state.result.filesChanged.join(', ') || 'none'}; diff artifact ${state.result.diffRef?.sha256 ?? '-'}`);
+        say(
+          `  gates: ${state.result.gates.map((g) => `${g.name} ${g.passed ? 'passed' : 'FAILED'}`).join(', ') || 'none'}`,
+        );
+        say(
+          `  files changed: ${state.result.filesChanged.join(', ') || 'none'}; diff artifact ${state.result.diffRef?.sha256 ?? '-'}`,
+        );
         if (state.result.reason) say(`  reason: ${state.result.reason}`);
       }
       if (state.failure) say(`  failure: ${state.failure}`);

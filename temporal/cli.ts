@@ -63,7 +63,8 @@ export async function ensureTemporalCli(
   const cached = path.join(cacheDir, 'temporal');
   if (await isExecutable(cached)) return cached;
 
-  const go = (await onPath('go', env)) ?? ((await isExecutable('/usr/local/go/bin/go')) ? '/usr/local/go/bin/go' : undefined);
+  const go =
+    (await onPath('go', env)) ?? ((await isExecutable('/usr/local/go/bin/go')) ? '/usr/local/go/bin/go' : undefined);
   if (!go) {
     throw new TemporalCliUnavailable(
       [

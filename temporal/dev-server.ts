@@ -98,7 +98,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     } finally {
       await connection.close();
     }
-    return { address, uiUrl, namespace, started: false, stop: async () => undefined };
+    return { address, uiUrl, namespace, started: false, stop: () => Promise.resolve() };
   }
 
   const cli = await ensureTemporalCli({ log });
@@ -129,7 +129,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const deadline = Date.now() + 60_000;
   while (!(await isTemporalUp(address))) {
     if (!processAlive(pid)) {
-      const tail = (await readFile(path.join(opts.stateDir, `temporal-${port}.log`), 'utf8').catch(() => '')).slice(-2000);
+      const tail = (await readFile(path.join(opts.stateDir, `temporal-${port}.log`), 'utf8').catch(() => '')).slice(
+        -2000,
+      );
       throw new Error(`the Temporal dev server exited during start-up; its log ends with:\n${tail}`);
     }
     if (Date.now() > deadline) throw new Error(`the Temporal dev server did not answer at ${address} within 60 s`);

@@ -2,7 +2,7 @@
  * Namespace and search-attribute setup, idempotent, through the Temporal API: works on the dev server and on a
  * self-hosted cluster. (On Temporal Cloud, create the namespace and attributes with tcld or the Cloud UI.)
  */
-import { Connection } from '@temporalio/client';
+import { type Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
 import { SEARCH_ATTRIBUTES } from './search-attributes.js';

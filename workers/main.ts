@@ -13,12 +13,14 @@ import { createLogger } from '../common/logger.js';
 import { OrtThread } from '../activities/inference/index.js';
 import { connectionOptions } from '../temporal/connection.js';
 import { createPoolWorkers } from './pools.js';
+import { installRuntime } from './runtime.js';
 
 const argQueues = process.argv.indexOf('--queues');
 const env = argQueues > 0 ? { ...process.env, WORKER_QUEUES: process.argv[argQueues + 1] } : process.env;
 const config = loadConfigOrExit(env);
 const log = createLogger(config.LOG_LEVEL, { component: 'worker' });
 
+installRuntime(log, config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN');
 const connection = await NativeConnection.connect(await connectionOptions(config));
 const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
 const ort = new OrtThread();

@@ -4,11 +4,11 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createCouncilActivities } from '../activities/council/index.js';
 import { createExecutionActivities } from '../activities/execution/index.js';
 import { createFederationActivities } from '../activities/federation/index.js';
-import { createInferenceActivities, OrtThread } from '../activities/inference/index.js';
+import { createInferenceActivities, type OrtThread } from '../activities/inference/index.js';
 import { createPlanningActivities } from '../activities/planning/index.js';
 import { PROJECT_ROOT, type Config, type Pool } from '../common/config.js';
 import type { Db } from '../common/db.js';
@@ -31,7 +31,10 @@ export interface PoolContext {
 
 type PoolFactory = (ctx: PoolContext) => Promise<Worker>;
 
-function common(ctx: PoolContext, pool: Pool): Pick<WorkerOptions, 'connection' | 'namespace' | 'taskQueue' | 'shutdownGraceTime' | 'identity'> {
+function common(
+  ctx: PoolContext,
+  pool: Pool,
+): Pick<WorkerOptions, 'connection' | 'namespace' | 'taskQueue' | 'shutdownGraceTime' | 'identity'> {
   return {
     connection: ctx.connection,
     namespace: ctx.namespace,
@@ -48,7 +51,11 @@ export const POOL_FACTORIES: Record<Pool, PoolFactory> = {
   orchestration: (ctx) =>
     Worker.create({
       ...common(ctx, 'orchestration'),
-      workflowsPath: path.join(PROJECT_ROOT, 'workflows', 'index.ts'),
+      // A prebuilt bundle (WORKFLOW_BUNDLE_PATH, see scripts/bundle-workflows.ts) starts faster and is what
+      // production runs; without one, the worker bundles workflows/index.ts at start.
+      ...(ctx.deps.config.WORKFLOW_BUNDLE_PATH
+        ? { workflowBundle: { codePath: ctx.deps.config.WORKFLOW_BUNDLE_PATH } }
+        : { workflowsPath: path.join(PROJECT_ROOT, 'workflows', 'index.ts') }),
     }),
   // Planner and model calls: mostly waiting on I/O.
   planning: (ctx) =>

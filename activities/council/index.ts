@@ -16,9 +16,14 @@ export interface CouncilDeps {
 
 export function createCouncilActivities({ db }: CouncilDeps) {
   return {
-    async reviewTaskDiff(task: TaskRef, diffRef: ArtifactRef, policy: ReviewPolicy): Promise<{ passed: boolean; findings: ReviewFinding[] }> {
+    async reviewTaskDiff(
+      task: TaskRef,
+      diffRef: ArtifactRef,
+      policy: ReviewPolicy,
+    ): Promise<{ passed: boolean; findings: ReviewFinding[] }> {
       const artifact = await getArtifact(db, task.tenantId, diffRef.sha256);
-      if (!artifact) throw ApplicationFailure.nonRetryable(`diff artifact ${diffRef.sha256} not found`, 'ArtifactMissing');
+      if (!artifact)
+        throw ApplicationFailure.nonRetryable(`diff artifact ${diffRef.sha256} not found`, 'ArtifactMissing');
       const review = reviewDiff(artifact.content.toString('utf8'), policy);
       await appendAuditEvent(db, {
         tenantId: task.tenantId,

@@ -70,27 +70,59 @@ export function reviewDiff(diff: string, policy: ReviewPolicy): { passed: boolea
   for (const f of files) {
     loc += f.added.length + f.removedCount;
     if (!matchesPrefix(f.path, policy.scopeIn)) {
-      findings.push({ rule: 'scope.outside-in', severity: 'high', file: f.path, message: `${f.path} is outside scope.in` });
+      findings.push({
+        rule: 'scope.outside-in',
+        severity: 'high',
+        file: f.path,
+        message: `${f.path} is outside scope.in`,
+      });
     }
     if (policy.scopeOut.length && matchesPrefix(f.path, policy.scopeOut)) {
-      findings.push({ rule: 'scope.in-out', severity: 'high', file: f.path, message: `${f.path} is listed in scope.out` });
+      findings.push({
+        rule: 'scope.in-out',
+        severity: 'high',
+        file: f.path,
+        message: `${f.path} is listed in scope.out`,
+      });
     }
     for (const { line, text } of f.added) {
       for (const [name, pattern] of SECRET_PATTERNS) {
         if (pattern.test(text)) {
-          findings.push({ rule: `secret.${name}`, severity: 'critical', file: f.path, line, message: 'hard-coded secret' });
+          findings.push({
+            rule: `secret.${name}`,
+            severity: 'critical',
+            file: f.path,
+            line,
+            message: 'hard-coded secret',
+          });
         }
       }
       if (PLACEHOLDER.test(text)) {
-        findings.push({ rule: 'placeholder', severity: 'high', file: f.path, line, message: 'placeholder or TODO marker' });
+        findings.push({
+          rule: 'placeholder',
+          severity: 'high',
+          file: f.path,
+          line,
+          message: 'placeholder or TODO marker',
+        });
       }
       if (DEBUG_LOG.test(text)) {
-        findings.push({ rule: 'debug-logging', severity: 'medium', file: f.path, line, message: 'stray debug logging' });
+        findings.push({
+          rule: 'debug-logging',
+          severity: 'medium',
+          file: f.path,
+          line,
+          message: 'stray debug logging',
+        });
       }
     }
   }
   if (policy.maxFiles !== undefined && files.length > policy.maxFiles) {
-    findings.push({ rule: 'budget.files', severity: 'high', message: `${files.length} files changed, budget ${policy.maxFiles}` });
+    findings.push({
+      rule: 'budget.files',
+      severity: 'high',
+      message: `${files.length} files changed, budget ${policy.maxFiles}`,
+    });
   }
   if (policy.maxLoc !== undefined && loc > policy.maxLoc) {
     findings.push({ rule: 'budget.loc', severity: 'high', message: `${loc} lines changed, budget ${policy.maxLoc}` });

@@ -54,14 +54,18 @@ async function exists(p: string): Promise<boolean> {
 export function insideWorkspace(root: string, relative: string): string {
   const full = path.resolve(root, relative);
   if (full !== root && !full.startsWith(root + path.sep)) {
-    throw ApplicationFailure.nonRetryable(`path ${JSON.stringify(relative)} leaves the workspace`, 'PathOutsideWorkspace');
+    throw ApplicationFailure.nonRetryable(
+      `path ${JSON.stringify(relative)} leaves the workspace`,
+      'PathOutsideWorkspace',
+    );
   }
   return full;
 }
 
 export function createExecutionActivities({ db, config }: ExecutionDeps) {
   const workspacesDir = config.WORKSPACES_DIR ?? path.join(os.tmpdir(), 'agency-workspaces');
-  const workdirOf = (task: TaskRef): string => path.join(workspacesDir, task.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_'));
+  const workdirOf = (task: TaskRef): string =>
+    path.join(workspacesDir, task.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_'));
   const actor = 'worker:execution';
 
   async function recorded(key: string): Promise<AuditEvent | undefined> {
@@ -119,7 +123,10 @@ export function createExecutionActivities({ db, config }: ExecutionDeps) {
         });
         const count = before.split(step.find).length - 1;
         if (count === 1) {
-          await writeFile(file, before.replace(step.find, () => step.replace));
+          await writeFile(
+            file,
+            before.replace(step.find, () => step.replace),
+          );
           outcome = { index, kind: step.kind, ok: true, detail: `replaced text in ${step.path}`, skipped: false };
         } else if (count === 0 && step.replace && before.includes(step.replace)) {
           // An earlier attempt applied it and died before recording: applying again would change nothing.

@@ -1,13 +1,13 @@
 /** node-seal (Microsoft SEAL in WebAssembly), loaded once per process. Pinned to 6.0.3: 7.x fails on Node 20. */
 import { createRequire } from 'node:module';
+import type { SEALLibrary } from 'node-seal/implementation/seal.js';
 
 const require = createRequire(import.meta.url);
 // The package's "main" is the Node build; its ESM "module" entry targets browsers.
-type SealFactory = typeof import('node-seal/throws_wasm_node_umd.js').default;
-const loadSeal = require('node-seal') as SealFactory;
+const loadSeal = require('node-seal') as () => Promise<SEALLibrary>;
 
-let seal: ReturnType<SealFactory> | undefined;
-export function getSeal(): ReturnType<SealFactory> {
+let seal: Promise<SEALLibrary> | undefined;
+export function getSeal(): Promise<SEALLibrary> {
   seal ??= loadSeal();
   return seal;
 }

@@ -7,7 +7,11 @@ import * as ort from 'onnxruntime-node';
 parentPort?.on('message', (msg) => {
   try {
     if (msg.op === 'describe') {
-      parentPort?.postMessage({ id: msg.id, ok: true, result: { backends: ort.listSupportedBackends().map((b) => b.name) } });
+      parentPort?.postMessage({
+        id: msg.id,
+        ok: true,
+        result: { backends: ort.listSupportedBackends().map((b) => b.name) },
+      });
     } else {
       parentPort?.postMessage({ id: msg.id, ok: false, error: `unknown op ${msg.op}` });
     }

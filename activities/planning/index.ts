@@ -42,13 +42,18 @@ export function createPlanningActivities({ db }: PlanningDeps) {
         } catch {
           return {
             kind: 'needs_clarification',
-            reasons: [`no working spec in the request and no ${SPEC_FILE} in the workspace; with no language model configured a spec is required`],
+            reasons: [
+              `no working spec in the request and no ${SPEC_FILE} in the workspace; with no language model configured a spec is required`,
+            ],
           };
         }
         try {
           raw = YAML.parse(text);
         } catch (err) {
-          throw ApplicationFailure.nonRetryable(`${SPEC_FILE} is not valid YAML: ${(err as Error).message}`, 'InvalidSpec');
+          throw ApplicationFailure.nonRetryable(
+            `${SPEC_FILE} is not valid YAML: ${(err as Error).message}`,
+            'InvalidSpec',
+          );
         }
         source = 'workspace';
       }

@@ -45,7 +45,9 @@ export function healthRoutes({ temporal, db, config }: AppDeps): Router {
   });
   router.get('/health/temporal', async (_req, res) => {
     const check = await checkTemporal();
-    res.status(check.status === 'up' ? 200 : 503).json({ ...check, address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
+    res
+      .status(check.status === 'up' ? 200 : 503)
+      .json({ ...check, address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE });
   });
   router.get('/health/database', async (_req, res) => {
     const check = await checkDatabase();

@@ -4,7 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowExecutionDescription } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type WorkflowExecutionDescription,
+} from '@temporalio/client';
 import { agentTaskWorkflow } from '../../workflows/index.js';
 import {
   progressQuery,
@@ -27,13 +31,17 @@ export function taskRoutes({ temporal, config }: AppDeps): Router {
     `${config.TEMPORAL_UI_URL}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(workflowId)}`;
 
   /** The task's workflow, if it exists and belongs to the caller's tenant (another tenant's task is a 404). */
-  async function describeOwned(rawId: string, tenantId: string): Promise<{ id: string; description: WorkflowExecutionDescription }> {
+  async function describeOwned(
+    rawId: string,
+    tenantId: string,
+  ): Promise<{ id: string; description: WorkflowExecutionDescription }> {
     const parsed = TaskIdSchema.safeParse(rawId);
     if (!parsed.success) throw validationProblem(parsed.error, 'params');
     const id = parsed.data;
     try {
       const description = await temporal.workflow.getHandle(taskWorkflowId(id)).describe();
-      if (description.type !== agentTaskWorkflow.name || description.memo?.tenantId !== tenantId) throw notFound(`no task ${id}`);
+      if (description.type !== agentTaskWorkflow.name || description.memo?.tenantId !== tenantId)
+        throw notFound(`no task ${id}`);
       return { id, description };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw notFound(`no task ${id}`);
@@ -72,7 +80,8 @@ export function taskRoutes({ temporal, config }: AppDeps): Router {
         .location(`/api/v1/tasks/${encodeURIComponent(id)}`)
         .json({ id, workflowId, runId: handle.firstExecutionRunId, status: 'pending', webUi: webUiLink(workflowId) });
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) throw conflict(`a task with id ${id} already exists`, { id });
+      if (err instanceof WorkflowExecutionAlreadyStartedError)
+        throw conflict(`a task with id ${id} already exists`, { id });
       throw err;
     }
   });

@@ -52,7 +52,10 @@ function activities() {
       taskQueue: queueFor('execution', prefix),
       startToCloseTimeout: '1 hour',
       heartbeatTimeout: '10 seconds',
-      retry: { maximumInterval: '30 seconds', nonRetryableErrorTypes: ['CommandRefused', 'PathOutsideWorkspace', 'InvalidWorkspace'] },
+      retry: {
+        maximumInterval: '30 seconds',
+        nonRetryableErrorTypes: ['CommandRefused', 'PathOutsideWorkspace', 'InvalidWorkspace'],
+      },
     }),
     // Review is pure computation over a stored diff.
     council: proxyActivities<CouncilActivities>({
@@ -93,14 +96,21 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
     if (reason) result.reason = reason;
     setStatus(status, status, 100, reason ?? status);
     await CancellationScope.nonCancellable(() =>
-      planning.recordTaskEvent(task, `task.${status}`, { reason: reason ?? null, diff: result.diffRef?.sha256 ?? null }),
+      planning.recordTaskEvent(task, `task.${status}`, {
+        reason: reason ?? null,
+        diff: result.diffRef?.sha256 ?? null,
+      }),
     );
     return result;
   };
 
   let workspacePrepared = false;
   try {
-    await planning.recordTaskEvent(task, 'task.started', { title: input.title, mode: input.mode, submittedBy: input.submittedBy });
+    await planning.recordTaskEvent(task, 'task.started', {
+      title: input.title,
+      mode: input.mode,
+      submittedBy: input.submittedBy,
+    });
 
     // 1. Plan.
     setStatus('planning', 'checking the working spec', 5);
@@ -112,7 +122,10 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
     result.specRef = plan.specRef;
     upsertSearchAttributes([{ key: RiskTierKey, value: spec.risk_tier }]);
     if (spec.steps.length > input.budgets.max_steps) {
-      return await finish('failed', `the spec has ${spec.steps.length} steps; the step budget is ${input.budgets.max_steps}`);
+      return await finish(
+        'failed',
+        `the spec has ${spec.steps.length} steps; the step budget is ${input.budgets.max_steps}`,
+      );
     }
     if (input.mode === 'dry-run') {
       return await finish('completed', 'dry run: plan checked, nothing executed');
@@ -123,7 +136,11 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
     const { workdir } = await execution.prepareWorkspace(task, input.workspace);
     workspacePrepared = true;
     for (const [index, step] of spec.steps.entries()) {
-      setStatus('executing', `step ${index + 1}/${spec.steps.length}: ${step.kind}`, 15 + Math.round((55 * index) / spec.steps.length));
+      setStatus(
+        'executing',
+        `step ${index + 1}/${spec.steps.length}: ${step.kind}`,
+        15 + Math.round((55 * index) / spec.steps.length),
+      );
       const outcome: StepOutcome = await execution.applyStep(task, workdir, index, step);
       result.steps.push(outcome);
       if (!outcome.ok) return await finish('failed', `step ${index + 1} failed: ${outcome.detail}`);
@@ -152,7 +169,10 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
     if (failedGates.length) return await finish('failed', `quality gates failed: ${failedGates.join(', ')}`);
     if (!result.review.passed) {
       const blocking = result.review.findings.filter((f) => f.severity === 'high' || f.severity === 'critical');
-      return await finish('failed', `review found ${blocking.length} blocking issue(s): ${blocking.map((f) => f.rule).join(', ')}`);
+      return await finish(
+        'failed',
+        `review found ${blocking.length} blocking issue(s): ${blocking.map((f) => f.rule).join(', ')}`,
+      );
     }
     return await finish('completed');
   } catch (err) {

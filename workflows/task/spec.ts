@@ -18,7 +18,9 @@ export const RelativePath = z
 export const Argv = z.array(z.string().max(4096)).min(1).max(256);
 
 export const SpecStepSchema = z.discriminatedUnion('kind', [
-  z.object({ id: z.string().optional(), kind: z.literal('write_file'), path: RelativePath, content: z.string() }).strict(),
+  z
+    .object({ id: z.string().optional(), kind: z.literal('write_file'), path: RelativePath, content: z.string() })
+    .strict(),
   z
     .object({
       id: z.string().optional(),
@@ -51,7 +53,9 @@ export type Gate = z.infer<typeof GateSchema>;
 export const WorkingSpecSchema = z.looseObject({
   id: z.string().regex(/^[A-Z]+-\d+$/, 'ids look like FEAT-0042'),
   title: z.string().min(10, 'at least 10 characters').max(200),
-  risk_tier: z.union([z.literal(1), z.literal(2), z.literal(3)], { error: 'risk_tier is 1, 2 or 3 (1 is the most critical)' }),
+  risk_tier: z.union([z.literal(1), z.literal(2), z.literal(3)], {
+    error: 'risk_tier is 1, 2 or 3 (1 is the most critical)',
+  }),
   mode: z.enum(['feature', 'refactor', 'fix', 'doc', 'chore']),
   change_budget: z.object({ max_files: z.number().int().min(1), max_loc: z.number().int().min(1) }).optional(),
   scope: z.object({

@@ -1,0 +1,197 @@
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listAuditEvents } from '../../common/audit.js';
+import { getArtifact } from '../../common/artifacts.js';
+import type { Config } from '../../common/config.js';
+import { taskWorkflowId, type TaskResult } from '../../workflows/task/definitions.js';
+import {
+  eventually,
+  json,
+  sampleRepo,
+  startApi,
+  startWorkers,
+  temporalClient,
+  testConfig,
+  type RunningApi,
+  type RunningWorkers,
+} from '../helpers/stack.js';
+
+interface TaskView {
+  id: string;
+  status: string;
+  temporalStatus: string;
+  result?: TaskResult;
+  events?: { status: string }[];
+  webUi: string;
+}
+
+describe('tasks over HTTP against the real stack', () => {
+  let config: Config;
+  let api: RunningApi;
+  let workers: RunningWorkers;
+
+  beforeAll(async () => {
+    config = testConfig();
+    workers = await startWorkers(config);
+    api = await startApi(config);
+  });
+  afterAll(async () => {
+    await api?.stop();
+    await workers?.stop();
+  });
+
+  const post = (url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
+    fetch(`${api.url}${url}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  const getTask = async (id: string): Promise<TaskView> => json<TaskView>(await fetch(`${api.url}/api/v1/tasks/${id}`));
+  const finalState = (id: string): Promise<TaskView> =>
+    eventually(
+      async () => {
+        const t = await getTask(id);
+        return ['completed', 'failed', 'canceled'].includes(t.status) && t.temporalStatus !== 'RUNNING' ? t : undefined;
+      },
+      { timeoutMs: 60_000, what: `task ${id} to end` },
+    );
+
+  it('when a task is posted, then it runs to completion on the real server and its history is visible', async () => {
+    const workspace = await sampleRepo();
+    const res = await post('/api/v1/tasks', { title: 'Fix average in the sample', workspace }, { 'x-correlation-id': 'corr-happy-1' });
+    expect(res.status).toBe(202);
+    expect(res.headers.get('location')).toMatch(/^\/api\/v1\/tasks\//);
+    const { id, workflowId, webUi } = await json<{ id: string; workflowId: string; webUi: string }>(res);
+    expect(workflowId).toBe(taskWorkflowId(id));
+    expect(webUi).toContain(`/namespaces/agency/workflows/${workflowId}`);
+
+    const done = await finalState(id);
+    expect(done.status).toBe('completed');
+    expect(done.result?.gates).toEqual([expect.objectContaining({ name: 'tests', passed: true, exitCode: 0 })]);
+    expect(done.result?.filesChanged).toEqual(['src/calculator.js']);
+    expect(done.result?.review?.passed).toBe(true);
+
+    // The diff is the fix, stored content-addressed.
+    const diff = await getArtifact(api.db, 'default', done.result!.diffRef!.sha256);
+    expect(diff?.content.toString()).toContain('+  return sum(values) / values.length;');
+    expect(diff?.content.toString()).toContain('-  return sum(values) / (values.length - 1);');
+    // The user's repository itself is untouched: the task worked in an isolated copy.
+    expect(await readFile(path.join(workspace, 'src/calculator.js'), 'utf8')).toContain('(values.length - 1)');
+
+    // History on the server: started, activities scheduled, completed.
+    const client = await temporalClient(config);
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    const types = history.events?.map((e) => e.eventType) ?? [];
+    expect(types.length).toBeGreaterThan(10);
+    expect(String(types[0])).toMatch(/WORKFLOW_EXECUTION_STARTED|1/);
+    expect(types.filter((t) => String(t).includes('ACTIVITY_TASK_COMPLETED') || t === 12).length).toBeGreaterThan(4);
+    await client.connection.close();
+
+    // The audit trail has the task's record, with the caller's correlation id.
+    const events = await listAuditEvents(api.db, { tenantId: 'default', workflowId });
+    expect(events.map((e) => e.action)).toEqual(
+      expect.arrayContaining(['task.started', 'workspace.prepared', 'step.applied', 'gate.evaluated', 'diff.reviewed', 'task.completed']),
+    );
+    expect(new Set(events.map((e) => e.correlationId))).toEqual(new Set(['corr-happy-1']));
+  });
+
+  it('when the body is invalid, then 400 problem+json lists the schema issues and nothing starts', async () => {
+    const res = await post('/api/v1/tasks', { title: 'x', workspace: 'relative/path', extra: 1 });
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+    const body = await json<{ status: number; issues: { path: string; message: string }[] }>(res);
+    expect(body.status).toBe(400);
+    const paths = body.issues.map((i) => i.path);
+    expect(paths).toEqual(expect.arrayContaining(['title', 'workspace']));
+    expect(body.issues.some((i) => i.message.includes('extra'))).toBe(true);
+  });
+
+  it('when the body is not JSON, then 400 problem+json', async () => {
+    const res = await post('/api/v1/tasks', '{"title": ');
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ title: 'Bad Request', detail: 'the request body is not valid JSON' });
+  });
+
+  it('when the body is over the limit, then 413 problem+json', async () => {
+    const res = await post('/api/v1/tasks', { title: 'big', description: 'x'.repeat(2 * 1024 * 1024), workspace: '/tmp' });
+    expect(res.status).toBe(413);
+    expect(res.headers.get('content-type')).toContain('application/problem+json');
+  });
+
+  it('when the id is unknown or malformed, then 404 or 400', async () => {
+    const missing = await fetch(`${api.url}/api/v1/tasks/no-such-task`);
+    expect(missing.status).toBe(404);
+    expect(await json(missing)).toMatchObject({ status: 404, detail: 'no task no-such-task' });
+    expect((await fetch(`${api.url}/api/v1/tasks/${'x'.repeat(101)}`)).status).toBe(400);
+    expect((await post('/api/v1/tasks/no-such-task/cancel', {})).status).toBe(404);
+    expect((await fetch(`${api.url}/api/v1/nothing-here`)).status).toBe(404);
+  });
+
+  it('when a task id is reused, then 409 and the first task is unaffected', async () => {
+    const workspace = await sampleRepo();
+    const id = `dup-${Date.now()}`;
+    expect((await post('/api/v1/tasks', { id, title: 'First of two', workspace })).status).toBe(202);
+    const second = await post('/api/v1/tasks', { id, title: 'Second of two', workspace });
+    expect(second.status).toBe(409);
+    expect((await finalState(id)).status).toBe('completed');
+  });
+
+  it('when a running task is canceled, then it ends canceled and its workspace copy is removed', async () => {
+    const workspace = await sampleRepo();
+    const res = await post('/api/v1/tasks', {
+      title: 'A task that waits',
+      workspace,
+      spec: {
+        id: 'CHORE-1',
+        title: 'Wait long enough to be canceled',
+        risk_tier: 3,
+        mode: 'chore',
+        scope: { in: ['src/'] },
+        steps: [{ kind: 'command', run: ['node', '-e', 'setTimeout(() => {}, 60000)'] }],
+      },
+    });
+    const { id, workflowId } = await json<{ id: string; workflowId: string }>(res);
+    const workdir = path.join(config.WORKSPACES_DIR!, workflowId);
+    await eventually(async () => (await getTask(id)).status === 'executing' && (await stat(workdir).then(() => true, () => false)), {
+      what: 'the step to start',
+    });
+    expect((await post(`/api/v1/tasks/${id}/cancel`, {})).status).toBe(202);
+    const done = await finalState(id);
+    expect(done.status).toBe('canceled');
+    expect(done.temporalStatus).toBe('CANCELLED');
+    expect(await stat(workdir).then(() => true, () => false)).toBe(false);
+    expect((await post(`/api/v1/tasks/${id}/cancel`, {})).status).toBe(409);
+  });
+
+  it('when the spec is invalid, then the task fails with the validation messages', async () => {
+    const workspace = await sampleRepo();
+    const res = await post('/api/v1/tasks', {
+      title: 'Bad spec',
+      workspace,
+      spec: { id: 'bad', title: 'short', risk_tier: 7, mode: 'fix', scope: { in: [] } },
+    });
+    expect(res.status).toBe(400);
+    const body = await json<{ issues: { path: string }[] }>(res);
+    expect(body.issues.map((i) => i.path)).toEqual(expect.arrayContaining(['spec.id', 'spec.title', 'spec.risk_tier', 'spec.scope.in']));
+  });
+
+  it('when the workspace is not a git repository, then the task fails saying so', async () => {
+    const res = await post('/api/v1/tasks', {
+      title: 'Nowhere',
+      workspace: '/nonexistent-workspace',
+      spec: {
+        id: 'FIX-2',
+        title: 'Edit a file that is nowhere',
+        risk_tier: 3,
+        mode: 'fix',
+        scope: { in: ['a'] },
+        steps: [{ kind: 'write_file', path: 'a.txt', content: 'a' }],
+      },
+    });
+    const { id } = await json<{ id: string }>(res);
+    const done = await finalState(id);
+    expect(done.status).toBe('failed');
+    expect(done.result?.reason).toContain('/nonexistent-workspace is not a git repository');
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * Once per test run: a real Temporal dev server (started on free ports, or reused when TEST_TEMPORAL_ADDRESS is set),
+ * a clean PostgreSQL database with every migration applied, and the workflow bundle built once for all test workers.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { migrate } from '../../common/db.js';
+import { startDevServer, type DevServer } from '../../temporal/dev-server.js';
+import { bundleWorkflows } from '../../scripts/bundle-workflows.js';
+import { freePort } from './ports.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+    databaseUrl: string;
+    workflowBundlePath: string;
+  }
+}
+
+let server: DevServer | undefined;
+let databaseUrl: string | undefined;
+const adminUrl = process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+async function dropDatabase(url: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS "${new URL(url).pathname.slice(1)}" WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+let stateDir: string | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  stateDir = await mkdtemp(path.join(os.tmpdir(), 'agency-test-'));
+  const reuse = process.env.TEST_TEMPORAL_ADDRESS;
+  const [host, port] = reuse ? reuse.split(':') : ['127.0.0.1', String(await freePort())];
+  server = await startDevServer({ host, port: Number(port), ui: false, namespace: 'agency', stateDir });
+
+  // One database per run (dropped at teardown), so concurrent runs on one machine never share state.
+  databaseUrl = process.env.TEST_DATABASE_URL ?? adminUrl.replace(/\/[^/]*$/, `/agency_test_${process.pid}`);
+  await dropDatabase(databaseUrl);
+  await migrate(databaseUrl);
+
+  const workflowBundlePath = await bundleWorkflows(path.join(stateDir, 'workflow-bundle.js'));
+
+  project.provide('temporalAddress', server.address);
+  project.provide('databaseUrl', databaseUrl);
+  project.provide('workflowBundlePath', workflowBundlePath);
+}
+
+export async function teardown(): Promise<void> {
+  await server?.stop();
+  if (databaseUrl && !process.env.TEST_DATABASE_URL) await dropDatabase(databaseUrl);
+  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+}

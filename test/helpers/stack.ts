@@ -1,0 +1,137 @@
+/**
+ * Helpers that run the real platform pieces inside a test: configuration pointing at the run's Temporal server and
+ * database, worker pools on per-test task queues, the API on a free port, and sample repositories.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { cp, mkdtemp } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { OrtThread } from '../../activities/inference/index.js';
+import { createLazyTemporalClient, startServer, stopServer } from '../../api/server.js';
+import { ALL_POOLS, loadConfig, PROJECT_ROOT, type Config, type Pool } from '../../common/config.js';
+import { createDb, type Db } from '../../common/db.js';
+import { createLogger } from '../../common/logger.js';
+import { createPoolWorkers } from '../../workers/pools.js';
+import { installRuntime } from '../../workers/runtime.js';
+
+const run = promisify(execFile);
+export const testLog = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+
+/** Configuration for this test: the run's Temporal and database, a unique task-queue prefix, its own workspaces dir. */
+export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    TEMPORAL_NAMESPACE: 'agency',
+    DATABASE_URL: inject('databaseUrl'),
+    WORKFLOW_BUNDLE_PATH: inject('workflowBundlePath'),
+    TASK_QUEUE_PREFIX: `t${randomUUID().slice(0, 8)}-`,
+    WORKSPACES_DIR: path.join(os.tmpdir(), `agency-ws-${randomUUID().slice(0, 8)}`),
+    WORKER_SHUTDOWN_GRACE: '2s',
+    LOG_LEVEL: 'silent',
+    ...overrides,
+  };
+}
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig(testEnv(overrides));
+}
+
+export interface RunningWorkers {
+  db: Db;
+  stop(): Promise<void>;
+}
+
+/** Runs the given pools in this process on the config's task queues until stop(). */
+export async function startWorkers(config: Config, pools: readonly Pool[] = ALL_POOLS): Promise<RunningWorkers> {
+  installRuntime(testLog);
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const db = createDb(config.DATABASE_URL);
+  const ort = new OrtThread();
+  const workers: Worker[] = await createPoolWorkers(
+    { connection, namespace: config.TEMPORAL_NAMESPACE, prefix: config.TASK_QUEUE_PREFIX, deps: { db, config, ort } },
+    pools,
+  );
+  const running = Promise.all(workers.map((w) => w.run()));
+  return {
+    db,
+    async stop() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await running;
+      await ort.close();
+      await db.end();
+      await connection.close();
+    },
+  };
+}
+
+export async function temporalClient(config: Config): Promise<Client> {
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  return new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+}
+
+export interface RunningApi {
+  url: string;
+  db: Db;
+  temporal: Client;
+  stop(): Promise<void>;
+}
+
+export async function startApi(config: Config): Promise<RunningApi> {
+  const db = createDb(config.DATABASE_URL);
+  const temporal = await createLazyTemporalClient(config);
+  const server: Server = await startServer({ temporal, db, config, log: testLog }, 0, '127.0.0.1');
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    db,
+    temporal,
+    async stop() {
+      await stopServer(server);
+      await db.end();
+      await temporal.connection.close();
+    },
+  };
+}
+
+/** A fresh git repository holding a copy of samples/<name>. */
+export async function sampleRepo(name = 'calculator'): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `agency-sample-${name}-`));
+  await cp(path.join(PROJECT_ROOT, 'samples', name), dir, { recursive: true });
+  const git = (...args: string[]): Promise<unknown> =>
+    run('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.com', ...args], { cwd: dir });
+  await git('init', '--quiet', '--initial-branch=main');
+  await git('add', '.');
+  await git('commit', '--quiet', '-m', 'sample');
+  return dir;
+}
+
+/** Polls a condition until it returns a value (not undefined/false) or the timeout passes. */
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  { timeoutMs = 30_000, intervalMs = 200, what = 'condition' } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
+  return (await res.json()) as T;
+}
