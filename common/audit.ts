@@ -3,6 +3,7 @@
  * so an edited, deleted or reordered row breaks the chain. Appends are serialised by an advisory lock.
  * An idempotency key makes a retried writer (an activity run twice) record its event once.
  */
+import type { PoolClient } from 'pg';
 import type { Db } from './db.js';
 import { hashJson } from './hash.js';
 
@@ -173,7 +174,7 @@ export async function listAuditEvents(
 
 /** Walks the whole chain; returns the first event whose link or content does not verify. */
 export async function verifyAuditChain(
-  db: Db,
+  db: Db | PoolClient,
 ): Promise<{ ok: true; count: number } | { ok: false; brokenAt: string; reason: string }> {
   const { rows } = await db.query<AuditRow>('SELECT * FROM audit_events ORDER BY seq');
   let prev = GENESIS_HASH;

@@ -148,6 +148,7 @@ export function createExecutionActivities({ db, config }: ExecutionDeps) {
             allowed: config.EXECUTION_ALLOWED_COMMANDS,
             signal: Context.current().cancellationSignal,
             onTick: () => Context.current().heartbeat(),
+            groupFile: path.join(workdir, '.git', `agency-step-${index}.pgid`),
           });
           const ok = result.exitCode === 0;
           const what = result.timedOut ? 'timed out' : `exited with ${result.exitCode ?? result.signal}`;
@@ -180,6 +181,7 @@ export function createExecutionActivities({ db, config }: ExecutionDeps) {
           allowed: config.EXECUTION_ALLOWED_COMMANDS,
           signal: Context.current().cancellationSignal,
           onTick: () => Context.current().heartbeat(),
+          groupFile: path.join(workdir, '.git', `agency-gate-${gate.name}.pgid`),
         });
       } catch (err) {
         if (err instanceof CommandRefused) throw ApplicationFailure.nonRetryable(err.message, 'CommandRefused');

@@ -2,7 +2,7 @@
  * Helpers that run the real platform pieces inside a test: configuration pointing at the run's Temporal server and
  * database, worker pools on per-test task queues, the API on a free port, and sample repositories.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { cp, mkdtemp } from 'node:fs/promises';
 import type { Server } from 'node:http';
@@ -134,4 +134,30 @@ export async function eventually<T>(
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
   return (await res.json()) as T;
+}
+
+/** Starts `workers/main.ts` as a separate process (every pool unless WORKER_QUEUES says otherwise). */
+export function spawnWorkerProcess(env: Record<string, string>): import('node:child_process').ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')], {
+    cwd: PROJECT_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'ignore', process.env.TEST_LOG_LEVEL ? 'inherit' : 'ignore'],
+  });
+}
+
+/** Kills a process without letting it clean up, as a crash or OOM kill would. */
+export function killHard(child: import('node:child_process').ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+/** The activity types the server shows as running for a workflow right now. */
+export async function runningActivities(client: Client, workflowId: string): Promise<string[]> {
+  const description = await client.workflow.getHandle(workflowId).describe();
+  return (description.raw.pendingActivities ?? [])
+    .filter((a) => String(a.state) === 'PENDING_ACTIVITY_STATE_STARTED' || a.state === 2)
+    .map((a) => a.activityType?.name ?? '');
 }

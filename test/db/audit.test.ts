@@ -1,0 +1,77 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendAuditEvent, GENESIS_HASH, listAuditEvents, verifyAuditChain } from '../../common/audit.js';
+import { getArtifact, putArtifact } from '../../common/artifacts.js';
+import { createDb, migrate, type Db } from '../../common/db.js';
+import { sha256Hex } from '../../common/hash.js';
+import { testConfig } from '../helpers/stack.js';
+
+describe('PostgreSQL: migrations, audit trail, artifacts', () => {
+  let db: Db;
+  beforeAll(() => {
+    db = createDb(testConfig().DATABASE_URL);
+  });
+  afterAll(async () => {
+    await db.end();
+  });
+
+  it('when migrations run again, then nothing is applied twice', async () => {
+    expect(await migrate(testConfig().DATABASE_URL)).toEqual([]);
+    const { rows } = await db.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY run_on');
+    expect(rows.map((r) => r.name)).toContain('0001_foundation');
+  });
+
+  it('when events are appended, then each links to the previous one and the chain verifies', async () => {
+    const workflowId = `wf-chain-${Date.now()}`;
+    const a = await appendAuditEvent(db, { tenantId: 'default', actor: 'system', action: 'test.a', workflowId });
+    const b = await appendAuditEvent(db, { tenantId: 'default', actor: 'user:alice', action: 'test.b', workflowId });
+    expect(b.prevHash).toBe(a.hash);
+    expect(a.prevHash === GENESIS_HASH || /^[0-9a-f]{64}$/.test(a.prevHash)).toBe(true);
+    expect(await verifyAuditChain(db)).toMatchObject({ ok: true });
+    expect((await listAuditEvents(db, { tenantId: 'default', workflowId })).map((e) => e.action)).toEqual(['test.a', 'test.b']);
+  });
+
+  it('when the same idempotency key is appended twice (concurrently), then one event exists', async () => {
+    const key = `idem-${Date.now()}`;
+    const [x, y] = await Promise.all([
+      appendAuditEvent(db, { tenantId: 'default', actor: 'system', action: 'test.once', idempotencyKey: key }),
+      appendAuditEvent(db, { tenantId: 'default', actor: 'system', action: 'test.once', idempotencyKey: key }),
+    ]);
+    expect(x.id).toBe(y.id);
+    const { rows } = await db.query('SELECT 1 FROM audit_events WHERE idempotency_key = $1', [key]);
+    expect(rows).toHaveLength(1);
+  });
+
+  it('when someone tries to update, delete or truncate audit events, then the database refuses', async () => {
+    await appendAuditEvent(db, { tenantId: 'default', actor: 'system', action: 'test.guarded' });
+    await expect(db.query("UPDATE audit_events SET action = 'x'")).rejects.toThrow(/append-only/);
+    await expect(db.query('DELETE FROM audit_events')).rejects.toThrow(/append-only/);
+    await expect(db.query('TRUNCATE audit_events')).rejects.toThrow(/append-only/);
+  });
+
+  it('when a row is edited behind the trigger, then verification names the broken event', async () => {
+    const client = await db.connect();
+    try {
+      await client.query('BEGIN');
+      const e = await appendAuditEvent(db, { tenantId: 'default', actor: 'system', action: 'test.victim' });
+      await client.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update');
+      await client.query("UPDATE audit_events SET payload = '{\"forged\":true}' WHERE seq = $1", [e.seq]);
+      const { rows } = await client.query<{ payload: unknown }>('SELECT payload FROM audit_events WHERE seq = $1', [e.seq]);
+      expect(rows[0]?.payload).toEqual({ forged: true });
+      expect(await verifyAuditChain(client)).toEqual({ ok: false, brokenAt: e.seq, reason: 'content does not match its hash' });
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+    expect(await verifyAuditChain(db)).toMatchObject({ ok: true });
+  });
+
+  it('when an artifact is stored twice, then it is kept once under the sha256 of its bytes', async () => {
+    const content = `diff ${Date.now()}`;
+    const ref = await putArtifact(db, 'default', content, 'text/x-diff');
+    const again = await putArtifact(db, 'default', content, 'text/x-diff');
+    expect(ref).toEqual(again);
+    expect(ref.sha256).toBe(sha256Hex(content));
+    expect((await getArtifact(db, 'default', ref.sha256))?.content.toString()).toBe(content);
+    expect(await getArtifact(db, 'other-tenant', ref.sha256)).toBeUndefined();
+  });
+});

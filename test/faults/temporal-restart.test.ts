@@ -1,0 +1,92 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startDevServer, type DevServer } from '../../temporal/dev-server.js';
+import { agentTaskWorkflow } from '../../workflows/index.js';
+import { taskWorkflowId, type AgentTaskInput } from '../../workflows/task/definitions.js';
+import { queueFor } from '../../temporal/task-queues.js';
+import { freePort } from '../helpers/ports.js';
+import {
+  eventually,
+  runningActivities,
+  sampleRepo,
+  startWorkers,
+  temporalClient,
+  testConfig,
+  type RunningWorkers,
+} from '../helpers/stack.js';
+
+describe('the Temporal server restarted in the middle of a task', () => {
+  let server: DevServer | undefined;
+  let workers: RunningWorkers | undefined;
+  let stateDir: string | undefined;
+  afterAll(async () => {
+    await workers?.stop();
+    await server?.stop();
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it('when it comes back on the same SQLite file, then the task completes and nothing is lost or repeated', async () => {
+    stateDir = await mkdtemp(path.join(os.tmpdir(), 'agency-restart-'));
+    const port = await freePort();
+    server = await startDevServer({ port, ui: false, stateDir });
+    const config = testConfig({ TEMPORAL_ADDRESS: server.address });
+    workers = await startWorkers(config);
+    const client = await temporalClient(config);
+    const id = `restart-${Date.now()}`;
+    const input: AgentTaskInput = {
+      id,
+      tenantId: 'default',
+      correlationId: `corr-${id}`,
+      submittedBy: 'user:test',
+      title: 'Survive a server restart',
+      description: '',
+      workspace: await sampleRepo(),
+      mode: 'auto',
+      budgets: { max_steps: 10, max_tokens: 0, max_cost_usd: 0 },
+      spec: {
+        id: 'FIX-8',
+        title: 'Fix average while the server restarts',
+        risk_tier: 3,
+        mode: 'fix',
+        scope: { in: ['src/', 'slow.txt'], out: [] },
+        acceptance: [],
+        invariants: [],
+        steps: [
+          { kind: 'command', run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('slow.txt', 's\\n'), 5000)"] },
+          { kind: 'replace', path: 'src/calculator.js', find: '(values.length - 1)', replace: 'values.length' },
+        ],
+        gates: [{ name: 'tests', run: ['node', '--test'] }],
+      },
+    };
+    const handle = await client.workflow.start(agentTaskWorkflow, {
+      args: [input],
+      workflowId: taskWorkflowId(id),
+      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
+      memo: { tenantId: 'default' },
+    });
+    await eventually(async () => (await runningActivities(client, handle.workflowId)).includes('applyStep'), {
+      what: 'the slow step to start',
+    });
+    const historyBefore = await handle.fetchHistory();
+
+    await server.stop();
+    server = await startDevServer({ port, ui: false, stateDir });
+    expect(server.started).toBe(true);
+
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    expect(result.gates).toEqual([expect.objectContaining({ name: 'tests', passed: true })]);
+    // Every event recorded before the restart is still there, in order.
+    const historyAfter = await handle.fetchHistory();
+    const before = historyBefore.events!.map((e) => String(e.eventType));
+    expect(historyAfter.events!.slice(0, before.length).map((e) => String(e.eventType))).toEqual(before);
+    const { rows } = await workers.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM audit_events WHERE workflow_id = $1 AND action = 'step.applied'`,
+      [handle.workflowId],
+    );
+    expect(rows[0]?.n).toBe('2');
+    await client.connection.close();
+  });
+});

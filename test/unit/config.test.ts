@@ -1,0 +1,62 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseDuration, PROJECT_ROOT } from '../../common/config.js';
+
+const run = promisify(execFile);
+
+describe('configuration', () => {
+  it('when nothing is set, then the documented defaults apply', () => {
+    const config = loadConfig({});
+    expect(config.API_PORT).toBe(8080);
+    expect(config.DATABASE_URL).toBe('postgres://postgres@127.0.0.1:5432/agency');
+    expect(config.TEMPORAL_NAMESPACE).toBe('agency');
+    expect(config.WORKER_QUEUES).toEqual(['orchestration', 'planning', 'council', 'execution', 'inference', 'federation']);
+    expect(config.WORKER_SHUTDOWN_GRACE).toBe(30_000);
+    expect(config.LLM_PROVIDER).toBe('offline');
+  });
+
+  it('when several variables are bad, then one error names each of them with what was given', () => {
+    let error: unknown;
+    try {
+      loadConfig({ API_PORT: 'abc', DATABASE_URL: 'mysql://x', WORKER_QUEUES: 'planning,cooking', TEMPORAL_TLS: 'maybe' });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const names = (error as ConfigError).problems.map((p) => p.variable).sort();
+    expect(names).toEqual(['API_PORT', 'DATABASE_URL', 'TEMPORAL_TLS', 'WORKER_QUEUES']);
+    expect((error as ConfigError).message).toMatch(/API_PORT: .*\(got "abc"\)/);
+  });
+
+  it('when a port is out of range or a duration malformed, then the variable is named', () => {
+    expect(() => loadConfig({ API_PORT: '70000' })).toThrow(/API_PORT: expected a port between 1 and 65535/);
+    expect(() => loadConfig({ WORKER_SHUTDOWN_GRACE: 'soon' })).toThrow(/WORKER_SHUTDOWN_GRACE: expected a duration/);
+    expect(() => loadConfig({ TEMPORAL_TLS_CERT_PATH: '/x.pem' })).toThrow(/TEMPORAL_TLS_KEY_PATH/);
+  });
+
+  it('when durations are given, then they are read in milliseconds', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('30s')).toBe(30_000);
+    expect(parseDuration('5m')).toBe(300_000);
+    expect(parseDuration('2h')).toBe(7_200_000);
+  });
+
+  it.each([
+    ['api/server.ts', { API_PORT: 'not-a-port' }, 'API_PORT'],
+    ['workers/main.ts', { WORKER_QUEUES: 'orchestration,nope' }, 'WORKER_QUEUES'],
+  ])('when %s starts with bad config, then it exits 78 naming the variable before touching anything', async (entry, env, variable) => {
+    const result = await run(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, entry)], {
+      cwd: PROJECT_ROOT,
+      env: { PATH: process.env.PATH, ...env },
+      timeout: 30_000,
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('Invalid configuration');
+    expect(result.stderr).toContain(`${variable}:`);
+  });
+});
