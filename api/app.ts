@@ -11,7 +11,9 @@ import type { Logger } from '../common/logger.js';
 import { errorHandler, notFoundRoute } from './errors.js';
 import { resolvePrincipal } from './principal.js';
 import { healthRoutes } from './routes/health.js';
+import { councilRoutes } from './routes/council.js';
 import { taskRoutes } from './routes/tasks.js';
+import { waiverRoutes } from './routes/waivers.js';
 
 export interface AppDeps {
   temporal: Client;
@@ -40,6 +42,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRoutes(deps));
   app.use(resolvePrincipal);
   app.use(taskRoutes(deps));
+  app.use(councilRoutes(deps));
+  app.use(waiverRoutes(deps));
   app.use(notFoundRoute);
   app.use(errorHandler(deps.log));
   return app;

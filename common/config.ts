@@ -85,6 +85,18 @@ export const ConfigSchema = z.object({
       return { input: input ?? 0, output: output ?? 0 };
     }),
 
+  /** Task timers, passed into each task by the API (tests keep them short: the time-skipping server is not used). */
+  TASK_APPROVAL_TIMEOUT: duration.prefault('24h'),
+  TASK_CLARIFICATION_TIMEOUT: duration.prefault('24h'),
+  /** The council's time budget per round, a real timeout (CAWS: 5 s; allow more when judges call a model). */
+  COUNCIL_CONSENSUS_TIMEOUT: duration.prefault('5s'),
+  TASK_MAX_ITERATIONS: z.coerce.number().int().min(1).max(5).default(5),
+  /** The execution child continues as new after this many tool calls. */
+  EXECUTION_CONTINUE_AS_NEW_AFTER: z.coerce.number().int().min(1).max(10_000).default(500),
+
+  /** Where the Ed25519 key that signs council verdicts is kept (created on first use); default AGENCY_HOME/keys. */
+  SIGNING_KEY_DIR: z.string().min(1).optional(),
+
   /** Programs the execution pool may start for a spec's commands and gates. */
   EXECUTION_ALLOWED_COMMANDS: z
     .string()
@@ -100,7 +112,7 @@ export const ConfigSchema = z.object({
   WORKSPACES_DIR: z.string().optional(),
 });
 
-export type Config = z.output<typeof ConfigSchema>;
+export type Config = z.output<typeof ConfigSchema> & { SIGNING_KEY_DIR: string };
 export type Pool = (typeof POOLS)[number];
 export const ALL_POOLS: readonly Pool[] = POOLS;
 
@@ -131,7 +143,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       }),
     );
   }
-  const config = parsed.data;
+  const config = {
+    ...parsed.data,
+    SIGNING_KEY_DIR: parsed.data.SIGNING_KEY_DIR ?? path.join(parsed.data.AGENCY_HOME, 'keys'),
+  };
   if (config.TEMPORAL_TLS_CERT_PATH && !config.TEMPORAL_TLS_KEY_PATH) {
     throw new ConfigError([
       { variable: 'TEMPORAL_TLS_KEY_PATH', message: 'required when TEMPORAL_TLS_CERT_PATH is set' },

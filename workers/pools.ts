@@ -61,14 +61,14 @@ export const POOL_FACTORIES: Record<Pool, PoolFactory> = {
   planning: (ctx) =>
     Worker.create({
       ...common(ctx, 'planning'),
-      activities: createPlanningActivities({ db: ctx.deps.db }),
+      activities: createPlanningActivities({ db: ctx.deps.db, config: ctx.deps.config }),
       maxConcurrentActivityTaskExecutions: 20,
     }),
   // Judges: rules are CPU-light; model judges wait on I/O.
   council: (ctx) =>
     Worker.create({
       ...common(ctx, 'council'),
-      activities: createCouncilActivities({ db: ctx.deps.db }),
+      activities: createCouncilActivities({ db: ctx.deps.db, config: ctx.deps.config }),
       maxConcurrentActivityTaskExecutions: 20,
     }),
   // Steps and gates run real programs: bounded by the machine's cores.

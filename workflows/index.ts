@@ -1,3 +1,5 @@
 /** The one entry the orchestration worker loads: every workflow type, by explicit re-export. */
 export { agentTaskWorkflow } from './task/agent-task.workflow.js';
+export { councilDeliberationWorkflow } from './council/council-deliberation.workflow.js';
+export { executionWorkflow } from './execution/execution.workflow.js';
 export { systemCheckWorkflow } from './system/system-check.workflow.js';

@@ -1,40 +1,179 @@
 /**
- * Activities of the council pool (queue agency-council). Today: the deterministic review of a task's diff
- * (secrets, placeholders, debug logging, scope, change budget). The four judges of CAWS.md build on it.
+ * Activities of the council pool (queue agency-council): one judge's verdict, and the signed record of a session's
+ * outcome.
+ *
+ * A judge always runs its deterministic evaluator (works offline: budgets and scope on the diff, waivers, secrets,
+ * unfinished markers, dangerous commands, acceptance coverage, contracts and migrations). When a model is configured
+ * it also asks the model; the model's answer must match the verdict schema, and a malformed answer makes the judge
+ * `uncertain`, keeping the deterministic violations (so a critical finding still vetoes).
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { appendAuditEvent } from '../../common/audit.js';
-import { getArtifact } from '../../common/artifacts.js';
+import { getArtifact, putArtifact } from '../../common/artifacts.js';
+import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
-import type { ArtifactRef, ReviewFinding } from '../../workflows/task/definitions.js';
-import type { TaskRef } from '../execution/index.js';
-import { reviewDiff, type ReviewPolicy } from './review.js';
+import { loadOrCreateSigningKey, signJson, type SigningKey } from '../../common/signing.js';
+import { JudgeVerdictSchema, type JudgeInput, type JudgeVerdict } from '../../workflows/council/definitions.js';
+import type { JudgeRequest } from '../../workflows/council/session.js';
+import type { ArtifactRef, TaskRef, VerdictSignature } from '../../workflows/task/definitions.js';
+import type { FinalVerdict } from '../../workflows/council/definitions.js';
+import { judgeWithModelMetered } from '../planning/llm-planner.js';
+import { toActivityFailure } from '../planning/model-errors.js';
+import { createLanguageModel, type LanguageModel } from '../planning/providers.js';
+import { JUDGE_EVALUATORS } from './judges.js';
 
 export interface CouncilDeps {
   db: Db;
+  config: Config;
+  /** Overrides the configured model (tests); undefined means "use the configuration". */
+  model?: LanguageModel | null;
 }
 
-export function createCouncilActivities({ db }: CouncilDeps) {
+export interface JudgeOutcome {
+  verdict: JudgeVerdict;
+  usage: { tokens: number; costUsd: number };
+}
+
+const RANK = { pass: 0, uncertain: 1, fail: 2 } as const;
+
+/** The stricter of two verdicts of the same judge, with both sets of reasons, violations and evidence. */
+export function mergeVerdicts(rules: JudgeVerdict, model: JudgeVerdict): JudgeVerdict {
   return {
-    async reviewTaskDiff(
+    judge_id: rules.judge_id,
+    version: `${rules.version}+model`,
+    verdict: RANK[model.verdict] > RANK[rules.verdict] ? model.verdict : rules.verdict,
+    score: Math.min(rules.score, model.score),
+    reasons: [...rules.reasons, ...model.reasons.map((r) => `model: ${r}`)],
+    violations: [...rules.violations, ...model.violations],
+    evidence: [...rules.evidence, ...model.evidence],
+  };
+}
+
+export function createCouncilActivities({ db, config, model: override }: CouncilDeps) {
+  let key: Promise<SigningKey> | undefined;
+  const signingKey = (): Promise<SigningKey> => (key ??= loadOrCreateSigningKey(config.SIGNING_KEY_DIR));
+  const model = (): LanguageModel | undefined =>
+    override === undefined ? createLanguageModel(config) : (override ?? undefined);
+
+  return {
+    async runJudge(task: TaskRef, request: JudgeRequest): Promise<JudgeOutcome> {
+      let diff: string | undefined;
+      if (request.diffRef) {
+        const artifact = await getArtifact(db, task.tenantId, request.diffRef.sha256);
+        if (!artifact)
+          throw ApplicationFailure.nonRetryable(`diff ${request.diffRef.sha256} not found`, 'ArtifactMissing');
+        diff = artifact.content.toString('utf8');
+      }
+      const { judgeId, diffRef: _ref, subjectHash: _hash, ...rest } = request;
+      const input: JudgeInput = { ...rest, diff };
+      const rules = JUDGE_EVALUATORS[judgeId](input);
+      const m = model();
+      if (!m) return { verdict: rules, usage: { tokens: 0, costUsd: 0 } };
+
+      let answer;
+      try {
+        answer = await judgeWithModelMetered(m, judgeId, {
+          phase: input.phase,
+          tier: input.tier,
+          spec: { title: input.spec.title, scope: input.spec.scope, acceptance: input.spec.acceptance },
+          diff: diff ?? null,
+          gates: input.gates,
+          deterministic_findings: rules.violations,
+          dissent: input.dissent ?? [],
+        });
+      } catch (err) {
+        throw toActivityFailure(err);
+      }
+      const usage = { tokens: answer.usage.inputTokens + answer.usage.outputTokens, costUsd: answer.costUsd };
+      const parsed = JudgeVerdictSchema.safeParse(
+        answer.verdict && typeof answer.verdict === 'object'
+          ? { version: m.model, ...answer.verdict, judge_id: judgeId }
+          : null,
+      );
+      if (!parsed.success) {
+        return {
+          verdict: {
+            ...rules,
+            version: `${rules.version}+model`,
+            verdict: 'uncertain',
+            score: Math.min(rules.score, 0.5),
+            reasons: [
+              ...rules.reasons,
+              'the model returned a verdict that does not match the schema; counted as uncertain',
+            ],
+          },
+          usage,
+        };
+      }
+      return { verdict: mergeVerdicts(rules, parsed.data), usage };
+    },
+
+    /** Signs the final verdict (Ed25519 over canonical JSON), stores it as an artifact and appends it to the audit trail. */
+    async recordVerdict(
       task: TaskRef,
-      diffRef: ArtifactRef,
-      policy: ReviewPolicy,
-    ): Promise<{ passed: boolean; findings: ReviewFinding[] }> {
-      const artifact = await getArtifact(db, task.tenantId, diffRef.sha256);
-      if (!artifact)
-        throw ApplicationFailure.nonRetryable(`diff artifact ${diffRef.sha256} not found`, 'ArtifactMissing');
-      const review = reviewDiff(artifact.content.toString('utf8'), policy);
+      record: {
+        sessionId: string;
+        phase: 'plan' | 'result';
+        subjectHash: string;
+        verdict: FinalVerdict;
+        votes: JudgeVerdict[];
+      },
+    ): Promise<{ verdictRef: ArtifactRef; signature: VerdictSignature }> {
+      const k = await signingKey();
+      await db.query(
+        'INSERT INTO signing_keys (key_id, public_key_pem) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING',
+        [k.keyId, k.publicKeyPem],
+      );
+      const payload = { tenantId: task.tenantId, taskId: task.taskId, workflowId: task.workflowId, ...record };
+      const signature = signJson(payload, k);
+      const verdictRef = await putArtifact(
+        db,
+        task.tenantId,
+        JSON.stringify({ payload, signature, publicKeyPem: k.publicKeyPem }, null, 2),
+        'application/vnd.agency.signed-verdict+json',
+      );
       await appendAuditEvent(db, {
         tenantId: task.tenantId,
-        actor: 'council:rules',
-        action: 'diff.reviewed',
+        actor: 'council:session',
+        action: 'council.verdict',
+        subject: record.sessionId,
         workflowId: task.workflowId,
         correlationId: task.correlationId,
-        idempotencyKey: `${task.executionKey}/diff.reviewed/${diffRef.sha256}`,
-        payload: { passed: review.passed, findings: review.findings },
+        idempotencyKey: `${task.executionKey}/council.verdict/${record.sessionId}`,
+        payload: {
+          phase: record.phase,
+          decision: record.verdict.decision,
+          score: record.verdict.score,
+          votes: record.verdict.votes,
+          artifact: verdictRef.sha256,
+          signature,
+        },
       });
-      return review;
+      return { verdictRef, signature };
+    },
+
+    /** Records that the council could not decide and a person will. */
+    async recordEscalation(
+      task: TaskRef,
+      record: {
+        sessionId: string;
+        phase: 'plan' | 'result';
+        subjectHash: string;
+        reason: string;
+        score: number;
+        votes: JudgeVerdict[];
+      },
+    ): Promise<void> {
+      await appendAuditEvent(db, {
+        tenantId: task.tenantId,
+        actor: 'council:session',
+        action: 'council.escalated',
+        subject: record.sessionId,
+        workflowId: task.workflowId,
+        correlationId: task.correlationId,
+        idempotencyKey: `${task.executionKey}/council.escalated/${record.sessionId}`,
+        payload: { phase: record.phase, reason: record.reason, score: record.score, subjectHash: record.subjectHash },
+      });
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * Deterministic checks on a unified diff: hard-coded secrets, placeholder markers, stray debug logging (on added
+ * Deterministic checks on a unified diff: hard-coded secrets, unfinished-work markers, stray debug logging (on added
  * lines), scope (files inside scope.in and outside scope.out) and the change budget. Pure: no I/O.
  */
 import type { ReviewFinding } from '../../workflows/task/definitions.js';
@@ -86,7 +86,7 @@ const SECRET_PATTERNS: [string, RegExp][] = [
   ['openai-key', /\bsk-[A-Za-z0-9_-]{20,}\b/],
   ['assigned-secret', /\b(password|passwd|secret|api[_-]?key|token)\b\s*[:=]\s*['"][^'"\s]{8,}['"]/i],
 ];
-const PLACEHOLDER = /\b(TODO|FIXME|XXX|HACK)\b|\bplaceholder\b|not implemented/i;
+const UNFINISHED_MARKER = /\b(TODO|FIXME|XXX|HACK)\b|\bplaceholder\b|not implemented/i;
 const DEBUG_LOG = /\bconsole\.(log|debug)\(|\bdebugger;|\bprint\(\s*["']debug/i;
 
 export function matchesPrefix(file: string, patterns: readonly string[]): boolean {
@@ -103,12 +103,9 @@ export interface ReviewPolicy {
   maxLoc?: number;
 }
 
-/**
- * The rule names the checks below report. The unfinished-work rule keeps its original name so that stored findings
- * stay comparable.
- */
+/** The rule names the checks below report (secrets report `secret.<kind>`). */
 export const REVIEW_RULES = {
-  unfinishedMarker: 'placeholder',
+  unfinishedMarker: 'unfinished-marker',
   debugLogging: 'debug-logging',
   scopeOutsideIn: 'scope.outside-in',
   scopeInOut: 'scope.in-out',
@@ -125,13 +122,13 @@ export function scanAddedLines(path: string, added: readonly { line: number; tex
         findings.push({ rule: `secret.${name}`, severity: 'critical', file: path, line, message: 'hard-coded secret' });
       }
     }
-    if (PLACEHOLDER.test(text)) {
+    if (UNFINISHED_MARKER.test(text)) {
       findings.push({
         rule: REVIEW_RULES.unfinishedMarker,
         severity: 'high',
         file: path,
         line,
-        message: 'placeholder or TODO marker',
+        message: 'unfinished-work marker',
       });
     }
     if (DEBUG_LOG.test(text)) {

@@ -12,12 +12,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Context, ApplicationFailure } from '@temporalio/activity';
-import { appendAuditEvent, type AuditEvent } from '../../common/audit.js';
+import { appendAuditEvent } from '../../common/audit.js';
 import { putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
-import type { ArtifactRef, GateOutcome, StepOutcome } from '../../workflows/task/definitions.js';
+import type { DiffSummary } from '../../workflows/execution/definitions.js';
+import { gateKind } from '../../workflows/task/policy.js';
+import type { GateOutcome, StepOutcome, TaskRef } from '../../workflows/task/definitions.js';
 import type { Gate, SpecStep } from '../../workflows/task/spec.js';
+import { parseIstanbulSummary, parseLcov, parseStrykerReport } from './reports.js';
 import { CommandRefused, runCommand } from './run-command.js';
 
 const git = promisify(execFile);
@@ -27,20 +30,35 @@ export interface ExecutionDeps {
   config: Pick<Config, 'EXECUTION_ALLOWED_COMMANDS' | 'EXECUTION_COMMAND_TIMEOUT' | 'WORKSPACES_DIR'>;
 }
 
-export interface TaskRef {
-  tenantId: string;
-  taskId: string;
-  workflowId: string;
-  /** Stable across retries and continue-as-new; distinguishes a reused workflow id. */
-  executionKey: string;
-  correlationId: string;
-}
+/** Where a coverage or mutation gate's report is read when the gate names none. */
+const DEFAULT_REPORTS: Partial<Record<string, string[]>> = {
+  coverage: ['coverage/coverage-summary.json', 'coverage/lcov.info'],
+  mutation: ['reports/mutation/mutation.json'],
+};
 
-export interface DiffSummary {
-  diffRef: ArtifactRef;
-  files: string[];
-  linesAdded: number;
-  linesRemoved: number;
+/** Reads a coverage or mutation gate's measurement from its report; a missing or unreadable report is `missing`. */
+async function measure(workdir: string, gate: Gate): Promise<{ value?: number; missing?: boolean; evidence: string }> {
+  const kind = gateKind(gate);
+  const candidates = gate.report ? [gate.report] : (DEFAULT_REPORTS[kind] ?? []);
+  if (candidates.length === 0) return { evidence: 'exit code' };
+  for (const relative of candidates) {
+    const text = await readFile(insideWorkspace(workdir, relative), 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    try {
+      if (kind === 'mutation') {
+        const m = parseStrykerReport(text);
+        return { value: m.score, evidence: `${relative}: ${m.detected}/${m.valid} mutants detected` };
+      }
+      const c = relative.endsWith('.json') ? parseIstanbulSummary(text) : parseLcov(text);
+      return {
+        value: c.value,
+        evidence: `${relative}: ${c.basis} ${c.value.toFixed(4)}${c.note ? ` (${c.note})` : ''}`,
+      };
+    } catch (err) {
+      return { missing: true, evidence: `${relative} is unreadable: ${(err as Error).message}` };
+    }
+  }
+  return { missing: true, evidence: `no report at ${candidates.join(' or ')}` };
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -68,12 +86,13 @@ export function createExecutionActivities({ db, config }: ExecutionDeps) {
     path.join(workspacesDir, task.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_'));
   const actor = 'worker:execution';
 
-  async function recorded(key: string): Promise<AuditEvent | undefined> {
-    const { rows } = await db.query<{ payload: Record<string, unknown> }>(
+  /** The outcome recorded under an idempotency key by an earlier attempt, if any. */
+  async function recorded(key: string): Promise<StepOutcome | undefined> {
+    const { rows } = await db.query<{ payload: StepOutcome }>(
       'SELECT payload FROM audit_events WHERE idempotency_key = $1',
       [key],
     );
-    return rows[0] ? ({ payload: rows[0].payload } as AuditEvent) : undefined;
+    return rows[0]?.payload;
   }
 
   return {
@@ -108,7 +127,7 @@ export function createExecutionActivities({ db, config }: ExecutionDeps) {
     async applyStep(task: TaskRef, workdir: string, index: number, step: SpecStep): Promise<StepOutcome> {
       const key = `${task.executionKey}/step-${index}`;
       const done = await recorded(key);
-      if (done) return { ...(done.payload as unknown as StepOutcome), skipped: true };
+      if (done) return { ...done, skipped: true };
 
       let outcome: StepOutcome;
       if (step.kind === 'write_file') {
@@ -189,12 +208,15 @@ export function createExecutionActivities({ db, config }: ExecutionDeps) {
       }
       const header = `$ ${gate.run.join(' ')}\nexit ${result.exitCode ?? result.signal}${result.timedOut ? ' (timed out)' : ''} in ${result.durationMs} ms${result.truncated ? ' (output truncated)' : ''}\n\n`;
       const logRef = await putArtifact(db, task.tenantId, header + result.output, 'text/plain; charset=utf-8');
+      const measured = await measure(workdir, gate);
       const outcome: GateOutcome = {
         name: gate.name,
+        kind: gateKind(gate),
         passed: result.exitCode === 0 && !result.timedOut,
         exitCode: result.exitCode,
         durationMs: result.durationMs,
         logRef,
+        ...measured,
       };
       await appendAuditEvent(db, {
         tenantId: task.tenantId,
@@ -226,6 +248,19 @@ export function createExecutionActivities({ db, config }: ExecutionDeps) {
       }
       const diffRef = await putArtifact(db, task.tenantId, diff, 'text/x-diff');
       return { diffRef, files, linesAdded, linesRemoved };
+    },
+
+    /** Snapshots the workspace (tracked and new files) as a git tree, so a worse iteration can be undone. */
+    async checkpointWorkspace(_task: TaskRef, workdir: string, _iteration: number): Promise<string> {
+      await git('git', ['add', '--all'], { cwd: workdir });
+      const { stdout } = await git('git', ['write-tree'], { cwd: workdir });
+      return stdout.trim();
+    },
+
+    /** Puts the workspace back to a checkpoint: files added since are removed, changed files restored. */
+    async restoreCheckpoint(_task: TaskRef, workdir: string, tree: string): Promise<void> {
+      await git('git', ['read-tree', '--reset', '-u', tree], { cwd: workdir });
+      await git('git', ['clean', '-fdq', '-e', '.git'], { cwd: workdir });
     },
 
     /** Removes the task's workspace copy. Safe to call twice. */

@@ -1,25 +1,59 @@
 /**
- * Activities of the planning pool (queue agency-planning): resolve and check the working spec, and record the task's
- * state transitions in the audit trail. Language-model planning arrives here behind the provider interface.
+ * Activities of the planning pool (queue agency-planning): resolve and check the working spec (from the request,
+ * the workspace, or a language model), assess ambiguity and risk, load waivers, pick the agent's next action, and
+ * record the task's state transitions and artifacts.
  */
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/activity';
-import YAML from 'yaml';
 import { appendAuditEvent } from '../../common/audit.js';
 import { putArtifact } from '../../common/artifacts.js';
+import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
-import type { ArtifactRef } from '../../workflows/task/definitions.js';
-import { WorkingSpecSchema, type WorkingSpec } from '../../workflows/task/spec.js';
-import type { TaskRef } from '../execution/index.js';
+import { hashJson } from '../../common/hash.js';
+import type { AgentTurn } from '../../workflows/execution/definitions.js';
+import type { ArtifactRef, RiskSummary, TaskRef } from '../../workflows/task/definitions.js';
+import { WaiverSchema, type Waiver } from '../../workflows/task/policy.js';
+import { parseWorkingSpec, type SpecStep, type WorkingSpec } from '../../workflows/task/spec.js';
+import { nextAgentActionWithModel, type AgentAction } from './agent.js';
+import { assessAmbiguity } from './ambiguity.js';
+import { planWithModel } from './llm-planner.js';
+import { ModelOutputError, toActivityFailure } from './model-errors.js';
+import { createLanguageModel, type LanguageModel } from './providers.js';
+import { assessRisk } from './risk.js';
+import { loadWorkingSpec } from './spec-loader.js';
+
+const git = promisify(execFile);
 
 export interface PlanningDeps {
   db: Db;
+  config: Config;
+  /** Overrides the configured model (tests); undefined means "use the configuration". */
+  model?: LanguageModel | null;
+}
+
+export interface PlanUsage {
+  tokens: number;
+  costUsd: number;
 }
 
 export type PlanOutcome =
-  | { kind: 'planned'; spec: WorkingSpec; specRef: ArtifactRef; source: 'request' | 'workspace' }
-  | { kind: 'needs_clarification'; reasons: string[] };
+  | {
+      kind: 'planned';
+      spec: WorkingSpec;
+      specRef: ArtifactRef;
+      /** Hash of the canonical spec: what an approver approves. */
+      planHash: string;
+      plannedFiles: string[];
+      commands: string[][];
+      warnings: string[];
+      source: 'request' | 'workspace' | 'model';
+      modelAvailable: boolean;
+      usage: PlanUsage;
+    }
+  | { kind: 'needs_clarification'; reasons: string[]; ambiguity: number; modelAvailable: boolean; usage: PlanUsage };
 
 export const SPEC_FILE = '.caws/working-spec.yaml';
 
@@ -28,61 +62,222 @@ export function describeIssues(issues: readonly { path: readonly PropertyKey[]; 
   return issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(spec)'}: ${i.message}`);
 }
 
-export function createPlanningActivities({ db }: PlanningDeps) {
+function plannedFilesOf(steps: readonly SpecStep[]): string[] {
+  return [...new Set(steps.flatMap((s) => (s.kind === 'command' ? [] : [s.path])))];
+}
+
+function commandsOf(spec: WorkingSpec): string[][] {
+  return [...spec.steps.flatMap((s) => (s.kind === 'command' ? [s.run] : [])), ...spec.gates.map((g) => g.run)];
+}
+
+export function createPlanningActivities({ db, config, model: override }: PlanningDeps) {
+  const model = (): LanguageModel | undefined =>
+    override === undefined ? createLanguageModel(config) : (override ?? undefined);
+  const withModel = async <T>(fn: (m: LanguageModel) => Promise<T>): Promise<T> => {
+    const m = model();
+    if (!m)
+      throw ApplicationFailure.nonRetryable(
+        'no language model is configured (LLM_PROVIDER=offline)',
+        'ModelUnavailable',
+      );
+    try {
+      return await fn(m);
+    } catch (err) {
+      if (err instanceof ModelOutputError) throw err;
+      throw toActivityFailure(err);
+    }
+  };
+
   return {
-    /** Uses the spec from the request, else the workspace's .caws/working-spec.yaml; validates and stores it. */
-    async planTask(task: TaskRef, workspace: string, requestSpec: WorkingSpec | undefined): Promise<PlanOutcome> {
-      let raw: unknown = requestSpec;
-      let source: 'request' | 'workspace' = 'request';
-      if (raw === undefined) {
-        const file = path.join(workspace, SPEC_FILE);
-        let text: string;
-        try {
-          text = await readFile(file, 'utf8');
-        } catch {
+    /**
+     * The spec from the request, else the workspace's .caws/working-spec.yaml, else (with a model) one planned from the
+     * title and description. Without any of these the task is ambiguous and needs clarification.
+     */
+    async planTask(
+      task: TaskRef,
+      req: { workspace: string; spec?: WorkingSpec; title: string; description: string },
+    ): Promise<PlanOutcome> {
+      const now = new Date().toISOString();
+      const usage: PlanUsage = { tokens: 0, costUsd: 0 };
+      const modelAvailable = model() !== undefined;
+      let parsed: ReturnType<typeof parseWorkingSpec>;
+      let source: 'request' | 'workspace' | 'model';
+      if (req.spec) {
+        parsed = parseWorkingSpec(req.spec, { now });
+        source = 'request';
+      } else {
+        const text = await readFile(path.join(req.workspace, SPEC_FILE), 'utf8').catch(() => undefined);
+        if (text !== undefined) {
+          parsed = loadWorkingSpec(text, SPEC_FILE, { now });
+          source = 'workspace';
+        } else if (modelAvailable) {
+          const files = await git('git', ['ls-files'], { cwd: req.workspace, maxBuffer: 16 * 1024 * 1024 }).then(
+            (r) => r.stdout,
+            () => '',
+          );
+          let planned;
+          try {
+            planned = await withModel((m) =>
+              planWithModel(m, { title: req.title, description: req.description, repoSummary: files }),
+            );
+          } catch (err) {
+            if (!(err instanceof ModelOutputError)) throw err;
+            return {
+              kind: 'needs_clarification',
+              reasons: [`the model did not produce a working spec: ${err.message}`],
+              ambiguity: 1,
+              modelAvailable,
+              usage: {
+                tokens: (err.usage?.inputTokens ?? 0) + (err.usage?.outputTokens ?? 0),
+                costUsd: err.costUsd ?? 0,
+              },
+            };
+          }
+          usage.tokens += planned.usage.inputTokens + planned.usage.outputTokens;
+          usage.costUsd += planned.costUsd;
+          parsed = parseWorkingSpec(planned.spec, { now });
+          source = 'model';
+          if (!parsed.ok) {
+            return {
+              kind: 'needs_clarification',
+              reasons: ['the model planned an invalid spec:', ...parsed.errors],
+              ambiguity: 1,
+              modelAvailable,
+              usage,
+            };
+          }
+        } else {
+          const ambiguity = assessAmbiguity({ title: req.title, description: req.description });
           return {
             kind: 'needs_clarification',
             reasons: [
-              `no working spec in the request and no ${SPEC_FILE} in the workspace; with no language model configured a spec is required`,
+              `no working spec in the request and no ${SPEC_FILE} in the workspace, and no language model is configured to plan one`,
+              ...ambiguity.reasons,
             ],
+            ambiguity: Math.max(ambiguity.score, 0.5),
+            modelAvailable,
+            usage,
           };
         }
-        try {
-          raw = YAML.parse(text);
-        } catch (err) {
-          throw ApplicationFailure.nonRetryable(
-            `${SPEC_FILE} is not valid YAML: ${(err as Error).message}`,
-            'InvalidSpec',
-          );
-        }
-        source = 'workspace';
       }
-      const parsed = WorkingSpecSchema.safeParse(raw);
-      if (!parsed.success) {
+      if (!parsed.ok) {
         throw ApplicationFailure.nonRetryable(
-          `the working spec is invalid:\n${describeIssues(parsed.error.issues).join('\n')}`,
+          `the working spec is invalid:\n${parsed.errors.join('\n')}`,
           'InvalidSpec',
         );
       }
-      const spec = parsed.data;
-      if (spec.steps.length === 0) {
-        return { kind: 'needs_clarification', reasons: ['the working spec has no steps to execute'] };
+      const spec = parsed.spec;
+      if (spec.steps.length === 0 && !modelAvailable) {
+        return {
+          kind: 'needs_clarification',
+          reasons: ['the working spec has no steps, and no language model is configured to act on it'],
+          ambiguity: assessAmbiguity({ title: req.title, description: req.description, spec }).score,
+          modelAvailable,
+          usage,
+        };
       }
       const specRef = await putArtifact(db, task.tenantId, JSON.stringify(spec, null, 2), 'application/json');
-      return { kind: 'planned', spec, specRef, source };
+      return {
+        kind: 'planned',
+        spec,
+        specRef,
+        planHash: hashJson(spec),
+        plannedFiles: plannedFilesOf(spec.steps),
+        commands: commandsOf(spec),
+        warnings: parsed.warnings,
+        source,
+        modelAvailable,
+        usage,
+      };
     },
 
-    /** Records a state transition of the task; idempotent under retry. */
-    async recordTaskEvent(task: TaskRef, action: string, payload: Record<string, unknown>): Promise<void> {
+    /** Risk on four dimensions with its evidence; the tier can only become more critical than the spec claims. */
+    assessTaskRisk(task: TaskRef, spec: WorkingSpec, description: string): Promise<RiskSummary> {
+      const contents: Record<string, string> = {};
+      for (const s of spec.steps) {
+        if (s.kind === 'write_file') contents[s.path] = (contents[s.path] ?? '') + s.content;
+        if (s.kind === 'replace') contents[s.path] = (contents[s.path] ?? '') + s.replace;
+      }
+      const assessed = assessRisk({
+        files: plannedFilesOf(spec.steps),
+        contents,
+        commands: commandsOf(spec),
+        spec: spec,
+        description,
+      });
+      return Promise.resolve({
+        tier: assessed.tier,
+        specTier: spec.risk_tier,
+        score: assessed.score,
+        method: assessed.method,
+        dimensions: Object.fromEntries(
+          Object.entries(assessed.dimensions).map(([name, d]) => [
+            name,
+            { score: d.score, evidence: d.evidence.map((e) => ({ kind: e.kind, detail: e.detail })) },
+          ]),
+        ),
+      });
+    },
+
+    /** The tenant's waivers with these ids (unknown ids are simply absent: they waive nothing). */
+    async loadWaivers(task: TaskRef, ids: string[]): Promise<Waiver[]> {
+      const { rows } = await db.query<{ doc: unknown }>(
+        `SELECT jsonb_build_object('id', id, 'gates', gates, 'reason', reason, 'impact_level', impact_level,
+                'approved_by', approved_by, 'expires_at', to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                'created_at', to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                'status', status, 'mitigation', mitigation, 'budget_delta', budget_delta) AS doc
+           FROM waivers WHERE tenant_id = $1 AND id = ANY($2) AND status <> 'pending'`,
+        [task.tenantId, ids],
+      );
+      return rows.flatMap((r) => {
+        const doc = Object.fromEntries(Object.entries(r.doc as Record<string, unknown>).filter(([, v]) => v !== null));
+        const parsed = WaiverSchema.safeParse(doc);
+        return parsed.success ? [parsed.data] : [];
+      });
+    },
+
+    /** The agent loop's next action, from the configured model. */
+    async nextAgentAction(
+      _task: TaskRef,
+      ctx: { title: string; description: string; spec: WorkingSpec; goal: string[]; history: AgentTurn[] },
+    ): Promise<AgentAction> {
+      try {
+        return await withModel((m) => nextAgentActionWithModel(m, ctx));
+      } catch (err) {
+        if (err instanceof ModelOutputError) {
+          // A malformed answer ends the loop for this iteration rather than failing the task; its tokens still count.
+          return {
+            kind: 'done',
+            summary: `the model's answer was unusable: ${err.message}`,
+            usage: err.usage ?? { inputTokens: 0, outputTokens: 0 },
+            costUsd: err.costUsd ?? 0,
+          };
+        }
+        throw err;
+      }
+    },
+
+    /** Records a state transition of the task; idempotent under retry (key: the task's execution + action + suffix). */
+    async recordTaskEvent(
+      task: TaskRef,
+      action: string,
+      payload: Record<string, unknown>,
+      suffix?: string,
+    ): Promise<void> {
       await appendAuditEvent(db, {
         tenantId: task.tenantId,
-        actor: 'system',
+        actor: action.startsWith('approval.') && typeof payload.approver === 'string' ? payload.approver : 'system',
         action,
         workflowId: task.workflowId,
         correlationId: task.correlationId,
-        idempotencyKey: `${task.executionKey}/${action}`,
+        idempotencyKey: `${task.executionKey}/${action}${suffix ? `/${suffix}` : ''}`,
         payload,
       });
+    },
+
+    /** Stores a JSON document as a content-addressed artifact of the task's tenant. */
+    async storeJsonArtifact(task: TaskRef, _name: string, value: unknown): Promise<ArtifactRef> {
+      return putArtifact(db, task.tenantId, JSON.stringify(value, null, 2), 'application/json');
     },
   };
 }

@@ -57,7 +57,8 @@ export const SUBMIT_SPEC_TOOL: ToolSpec = {
       risk_tier: {
         type: 'integer',
         enum: [1, 2, 3],
-        description: '1 is the most critical (auth, billing, migrations); 2 features, APIs, data writes; 3 UI, internal tools',
+        description:
+          '1 is the most critical (auth, billing, migrations); 2 features, APIs, data writes; 3 UI, internal tools',
       },
       mode: { type: 'string', enum: ['feature', 'refactor', 'fix', 'doc', 'chore'] },
       change_budget: {
@@ -69,7 +70,12 @@ export const SUBMIT_SPEC_TOOL: ToolSpec = {
         type: 'object',
         required: ['in'],
         properties: {
-          in: { type: 'array', items: { type: 'string' }, minItems: 1, description: 'path prefixes the change may touch' },
+          in: {
+            type: 'array',
+            items: { type: 'string' },
+            minItems: 1,
+            description: 'path prefixes the change may touch',
+          },
           out: { type: 'array', items: { type: 'string' }, description: 'path prefixes the change must not touch' },
         },
       },
@@ -186,8 +192,7 @@ const JUDGE_ROLES: Record<string, string> = {
     'the constitutional judge: budgets, waivers, evidence and provenance, and an ethics, privacy and safety rubric',
   technical: 'the technical judge: security, complexity, architecture, dependencies and performance',
   quality: 'the quality judge: acceptance criteria met, completeness, correctness and maintainability',
-  integration:
-    'the integration judge: contract breaks, cross-file consistency, migration safety and breaking changes',
+  integration: 'the integration judge: contract breaks, cross-file consistency, migration safety and breaking changes',
 };
 
 /** Asks the model for a working spec and returns its raw object. Throws ModelOutputError when there is none. */

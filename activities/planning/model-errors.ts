@@ -199,7 +199,9 @@ function networkCode(err: unknown): string | undefined {
 
 function connectionMessage(err: Error): string {
   const code = networkCode(err);
-  return code === undefined ? `model connection failed: ${err.message}` : `model connection failed (${code}): ${err.message}`;
+  return code === undefined
+    ? `model connection failed: ${err.message}`
+    : `model connection failed (${code}): ${err.message}`;
 }
 
 function messageOf(err: unknown): string {

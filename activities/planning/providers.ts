@@ -109,7 +109,10 @@ export class OpenAICompatibleModel implements LanguageModel {
     const system = req.json ? withJsonInstruction(req.system) : req.system;
     const params: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming = {
       model: this.model,
-      messages: [{ role: 'system', content: system }, ...req.messages.map((m) => ({ role: m.role, content: m.content }))],
+      messages: [
+        { role: 'system', content: system },
+        ...req.messages.map((m) => ({ role: m.role, content: m.content })),
+      ],
     };
     const maxTokens = req.maxTokens ?? DEFAULT_MAX_TOKENS;
     if (this.tokenLimitField === 'max_tokens') params.max_tokens = maxTokens;

@@ -53,7 +53,10 @@ describe('health endpoints', () => {
   it('when Temporal and PostgreSQL answer, then every health check is 200', async () => {
     const health = await fetch(`${api.url}/health`);
     expect(health.status).toBe(200);
-    expect(await json(health)).toMatchObject({ status: 'ok', checks: { temporal: { status: 'up' }, database: { status: 'up' } } });
+    expect(await json(health)).toMatchObject({
+      status: 'ok',
+      checks: { temporal: { status: 'up' }, database: { status: 'up' } },
+    });
     expect((await fetch(`${api.url}/health/temporal`)).status).toBe(200);
     expect((await fetch(`${api.url}/health/database`)).status).toBe(200);
   });
@@ -65,10 +68,15 @@ describe('health endpoints', () => {
     expect(await json(down)).toMatchObject({ status: 'down' });
     const overall = await fetch(`${api.url}/health`);
     expect(overall.status).toBe(503);
-    expect(await json(overall)).toMatchObject({ status: 'degraded', checks: { database: { status: 'down' }, temporal: { status: 'up' } } });
+    expect(await json(overall)).toMatchObject({
+      status: 'degraded',
+      checks: { database: { status: 'down' }, temporal: { status: 'up' } },
+    });
 
     await proxy.open();
-    await eventually(async () => (await fetch(`${api.url}/health/database`)).status === 200, { what: 'database health to recover' });
+    await eventually(async () => (await fetch(`${api.url}/health/database`)).status === 200, {
+      what: 'database health to recover',
+    });
   });
 
   it('when Temporal is unreachable, then /health/temporal answers 503 and the API keeps serving', async () => {

@@ -27,7 +27,10 @@ describe('PostgreSQL: migrations, audit trail, artifacts', () => {
     expect(b.prevHash).toBe(a.hash);
     expect(a.prevHash === GENESIS_HASH || /^[0-9a-f]{64}$/.test(a.prevHash)).toBe(true);
     expect(await verifyAuditChain(db)).toMatchObject({ ok: true });
-    expect((await listAuditEvents(db, { tenantId: 'default', workflowId })).map((e) => e.action)).toEqual(['test.a', 'test.b']);
+    expect((await listAuditEvents(db, { tenantId: 'default', workflowId })).map((e) => e.action)).toEqual([
+      'test.a',
+      'test.b',
+    ]);
   });
 
   it('when the same idempotency key is appended twice (concurrently), then one event exists', async () => {
@@ -54,10 +57,16 @@ describe('PostgreSQL: migrations, audit trail, artifacts', () => {
       await client.query('BEGIN');
       const e = await appendAuditEvent(db, { tenantId: 'default', actor: 'system', action: 'test.victim' });
       await client.query('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update');
-      await client.query("UPDATE audit_events SET payload = '{\"forged\":true}' WHERE seq = $1", [e.seq]);
-      const { rows } = await client.query<{ payload: unknown }>('SELECT payload FROM audit_events WHERE seq = $1', [e.seq]);
+      await client.query('UPDATE audit_events SET payload = \'{"forged":true}\' WHERE seq = $1', [e.seq]);
+      const { rows } = await client.query<{ payload: unknown }>('SELECT payload FROM audit_events WHERE seq = $1', [
+        e.seq,
+      ]);
       expect(rows[0]?.payload).toEqual({ forged: true });
-      expect(await verifyAuditChain(client)).toEqual({ ok: false, brokenAt: e.seq, reason: 'content does not match its hash' });
+      expect(await verifyAuditChain(client)).toEqual({
+        ok: false,
+        brokenAt: e.seq,
+        reason: 'content does not match its hash',
+      });
     } finally {
       await client.query('ROLLBACK');
       client.release();

@@ -6,6 +6,7 @@ import { startDevServer, type DevServer } from '../../temporal/dev-server.js';
 import { agentTaskWorkflow } from '../../workflows/index.js';
 import { taskWorkflowId, type AgentTaskInput } from '../../workflows/task/definitions.js';
 import { queueFor } from '../../temporal/task-queues.js';
+import { executionWorkflowId } from '../../workflows/execution/definitions.js';
 import { freePort } from '../helpers/ports.js';
 import {
   eventually,
@@ -54,7 +55,10 @@ describe('the Temporal server restarted in the middle of a task', () => {
         acceptance: [],
         invariants: [],
         steps: [
-          { kind: 'command', run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('slow.txt', 's\\n'), 5000)"] },
+          {
+            kind: 'command',
+            run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('slow.txt', 's\\n'), 5000)"],
+          },
           { kind: 'replace', path: 'src/calculator.js', find: '(values.length - 1)', replace: 'values.length' },
         ],
         gates: [{ name: 'tests', run: ['node', '--test'] }],
@@ -66,9 +70,12 @@ describe('the Temporal server restarted in the middle of a task', () => {
       taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
       memo: { tenantId: 'default' },
     });
-    await eventually(async () => (await runningActivities(client, handle.workflowId)).includes('applyStep'), {
-      what: 'the slow step to start',
-    });
+    await eventually(
+      async () => (await runningActivities(client, executionWorkflowId(handle.workflowId, 1))).includes('applyStep'),
+      {
+        what: 'the slow step to start',
+      },
+    );
     const historyBefore = await handle.fetchHistory();
 
     await server.stop();

@@ -7,6 +7,7 @@ import { loadConfig } from '../../common/config.js';
 import { agentTaskWorkflow } from '../../workflows/index.js';
 import { taskWorkflowId, type AgentTaskInput } from '../../workflows/task/definitions.js';
 import { queueFor } from '../../temporal/task-queues.js';
+import { executionWorkflowId } from '../../workflows/execution/definitions.js';
 import {
   eventually,
   killHard,
@@ -53,7 +54,10 @@ describe('a worker process killed in the middle of a task', () => {
         steps: [
           { kind: 'replace', path: 'src/calculator.js', find: '(values.length - 1)', replace: 'values.length' },
           { kind: 'command', run: ['node', '-e', "require('fs').appendFileSync('ran-1.txt', 'x\\n')"] },
-          { kind: 'command', run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('ran-2.txt', 'y\\n'), 4000)"] },
+          {
+            kind: 'command',
+            run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('ran-2.txt', 'y\\n'), 4000)"],
+          },
           { kind: 'write_file', path: 'done.txt', content: 'done\n' },
         ],
         gates: [{ name: 'tests', run: ['node', '--test'] }],
@@ -75,7 +79,10 @@ describe('a worker process killed in the middle of a task', () => {
           handle.workflowId,
           'step.applied',
         ]);
-        return rows.length === 2 && (await runningActivities(client, handle.workflowId)).includes('applyStep');
+        return (
+          rows.length === 2 &&
+          (await runningActivities(client, executionWorkflowId(handle.workflowId, 1))).includes('applyStep')
+        );
       },
       { timeoutMs: 60_000, what: 'the slow step to be running' },
     );
@@ -105,7 +112,7 @@ describe('a worker process killed in the middle of a task', () => {
       { subject: 'step-3', n: '1' },
     ]);
     // The slow step really was interrupted and run again on the new worker.
-    const history = await handle.fetchHistory();
+    const history = await client.workflow.getHandle(executionWorkflowId(handle.workflowId, 1)).fetchHistory();
     const attempts = history.events
       ?.filter((e) => e.activityTaskStartedEventAttributes)
       .map((e) => e.activityTaskStartedEventAttributes?.attempt ?? 1);

@@ -2,7 +2,7 @@
  * Helpers that run the real platform pieces inside a test: configuration pointing at the run's Temporal server and
  * database, worker pools on per-test task queues, the API on a free port, and sample repositories.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { cp, mkdtemp } from 'node:fs/promises';
 import type { Server } from 'node:http';
@@ -126,7 +126,9 @@ export async function eventually<T>(
       lastError = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastError instanceof Error ? `: ${lastError.message}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
@@ -137,7 +139,7 @@ export async function json<T = Record<string, unknown>>(res: Response): Promise<
 }
 
 /** Starts `workers/main.ts` as a separate process (every pool unless WORKER_QUEUES says otherwise). */
-export function spawnWorkerProcess(env: Record<string, string>): import('node:child_process').ChildProcess {
+export function spawnWorkerProcess(env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')], {
     cwd: PROJECT_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
@@ -146,7 +148,7 @@ export function spawnWorkerProcess(env: Record<string, string>): import('node:ch
 }
 
 /** Kills a process without letting it clean up, as a crash or OOM kill would. */
-export function killHard(child: import('node:child_process').ChildProcess): Promise<void> {
+export function killHard(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
     child.once('exit', () => resolve());
@@ -158,6 +160,6 @@ export function killHard(child: import('node:child_process').ChildProcess): Prom
 export async function runningActivities(client: Client, workflowId: string): Promise<string[]> {
   const description = await client.workflow.getHandle(workflowId).describe();
   return (description.raw.pendingActivities ?? [])
-    .filter((a) => String(a.state) === 'PENDING_ACTIVITY_STATE_STARTED' || a.state === 2)
+    .filter((a) => Number(a.state) === 2) // PENDING_ACTIVITY_STATE_STARTED
     .map((a) => a.activityType?.name ?? '');
 }

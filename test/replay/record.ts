@@ -30,7 +30,8 @@ const OUT = path.join(PROJECT_ROOT, 'test', 'replay', 'histories');
 async function sample(): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'agency-record-'));
   await cp(path.join(PROJECT_ROOT, 'samples', 'calculator'), dir, { recursive: true });
-  const git = (...a: string[]): Promise<unknown> => run('git', ['-c', 'user.name=r', '-c', 'user.email=r@x', ...a], { cwd: dir });
+  const git = (...a: string[]): Promise<unknown> =>
+    run('git', ['-c', 'user.name=r', '-c', 'user.email=r@x', ...a], { cwd: dir });
   await git('init', '--quiet', '--initial-branch=main');
   await git('add', '.');
   await git('commit', '--quiet', '-m', 'sample');
@@ -40,7 +41,11 @@ async function sample(): Promise<string> {
 const stateDir = await mkdtemp(path.join(os.tmpdir(), 'agency-record-state-'));
 const server = await startDevServer({ port: await freePort(), ui: false, stateDir });
 const databaseUrl = `postgres://postgres@127.0.0.1:5432/agency_record_${process.pid}`;
-const config = loadConfig({ TEMPORAL_ADDRESS: server.address, DATABASE_URL: databaseUrl, TASK_QUEUE_PREFIX: 'record-' });
+const config = loadConfig({
+  TEMPORAL_ADDRESS: server.address,
+  DATABASE_URL: databaseUrl,
+  TASK_QUEUE_PREFIX: 'record-',
+});
 try {
   await migrate(databaseUrl);
   installRuntime(createLogger('warn'));
@@ -93,8 +98,18 @@ try {
     });
     const result = await handle.result();
     const history = await handle.fetchHistory();
-    await writeFile(path.join(OUT, `${name}.json`), JSON.stringify(history, null, 1));
-    process.stdout.write(`${name}: ${result.status} (${history.events?.length} events)\n`);
+    // The file is named by the workflow id: replay derives child workflow ids from it.
+    await writeFile(path.join(OUT, `${handle.workflowId}.json`), JSON.stringify(history, null, 1));
+    // Children too (council sessions, execution): their histories must replay as well.
+    const children = (history.events ?? []).flatMap((e) => {
+      const id = e.childWorkflowExecutionStartedEventAttributes?.workflowExecution?.workflowId;
+      return id ? [id] : [];
+    });
+    for (const child of children) {
+      const childHistory = await client.workflow.getHandle(child).fetchHistory();
+      await writeFile(path.join(OUT, `${child}.json`), JSON.stringify(childHistory, null, 1));
+    }
+    process.stdout.write(`${name}: ${result.status} (${history.events?.length} events, ${children.length} children)\n`);
   }
   for (const w of workers) w.shutdown();
   await running;

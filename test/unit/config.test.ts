@@ -12,7 +12,14 @@ describe('configuration', () => {
     expect(config.API_PORT).toBe(8080);
     expect(config.DATABASE_URL).toBe('postgres://postgres@127.0.0.1:5432/agency');
     expect(config.TEMPORAL_NAMESPACE).toBe('agency');
-    expect(config.WORKER_QUEUES).toEqual(['orchestration', 'planning', 'council', 'execution', 'inference', 'federation']);
+    expect(config.WORKER_QUEUES).toEqual([
+      'orchestration',
+      'planning',
+      'council',
+      'execution',
+      'inference',
+      'federation',
+    ]);
     expect(config.WORKER_SHUTDOWN_GRACE).toBe(30_000);
     expect(config.LLM_PROVIDER).toBe('offline');
   });
@@ -20,7 +27,12 @@ describe('configuration', () => {
   it('when several variables are bad, then one error names each of them with what was given', () => {
     let error: unknown;
     try {
-      loadConfig({ API_PORT: 'abc', DATABASE_URL: 'mysql://x', WORKER_QUEUES: 'planning,cooking', TEMPORAL_TLS: 'maybe' });
+      loadConfig({
+        API_PORT: 'abc',
+        DATABASE_URL: 'mysql://x',
+        WORKER_QUEUES: 'planning,cooking',
+        TEMPORAL_TLS: 'maybe',
+      });
     } catch (err) {
       error = err;
     }
@@ -46,17 +58,20 @@ describe('configuration', () => {
   it.each([
     ['api/server.ts', { API_PORT: 'not-a-port' }, 'API_PORT'],
     ['workers/main.ts', { WORKER_QUEUES: 'orchestration,nope' }, 'WORKER_QUEUES'],
-  ])('when %s starts with bad config, then it exits 78 naming the variable before touching anything', async (entry, env, variable) => {
-    const result = await run(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, entry)], {
-      cwd: PROJECT_ROOT,
-      env: { PATH: process.env.PATH, ...env },
-      timeout: 30_000,
-    }).then(
-      () => ({ code: 0, stderr: '' }),
-      (err: { code: number; stderr: string }) => err,
-    );
-    expect(result.code).toBe(78);
-    expect(result.stderr).toContain('Invalid configuration');
-    expect(result.stderr).toContain(`${variable}:`);
-  });
+  ])(
+    'when %s starts with bad config, then it exits 78 naming the variable before touching anything',
+    async (entry, env, variable) => {
+      const result = await run(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, entry)], {
+        cwd: PROJECT_ROOT,
+        env: { PATH: process.env.PATH, ...env },
+        timeout: 30_000,
+      }).then(
+        () => ({ code: 0, stderr: '' }),
+        (err: { code: number; stderr: string }) => err,
+      );
+      expect(result.code).toBe(78);
+      expect(result.stderr).toContain('Invalid configuration');
+      expect(result.stderr).toContain(`${variable}:`);
+    },
+  );
 });

@@ -1,73 +1,96 @@
 /**
- * agentTask — one software-change task, end to end (the pipeline's skeleton; council, approval and the agent loop
- * deepen it).
+ * agentTask — one software-change task, end to end.
  *
- * Steps:      plan (resolve + check the working spec) → prepare an isolated copy of the workspace → apply the spec's
- *             steps one by one → run the quality gates → collect the diff → review the diff → clean up → result.
- * Activities: planTask, recordTaskEvent            on agency-planning
- *             prepareWorkspace, applyStep, runGate, collectDiff, cleanupWorkspace   on agency-execution
- *             reviewTaskDiff                       on agency-council
- * Messages:   query `progress`; cancellation through the Temporal cancel request (cleans the workspace, ends `canceled`).
+ * Steps:      plan (the spec from the request or the workspace; with a model, from the description; without one, an
+ *             ambiguous task waits for `clarify`) → risk on four dimensions → council on the plan (child) →
+ *             human approval when the mode, the tier policy or an escalation asks → execution (child: steps or agent
+ *             loop, gates, self-correction) → council on the result (child) → provenance → clean-up → result.
+ * Activities: planTask, assessTaskRisk, loadWaivers, recordTaskEvent, storeJsonArtifact   on agency-planning
+ *             cleanupWorkspace                                                          on agency-execution
+ * Children:   councilDeliberationWorkflow (agency-council judges), executionWorkflow (agency-execution tools).
+ * Messages:   query `progress`; signals `clarify`, `approve`, `reject`, `pause`, `resume`, `cancel`;
+ *             update `decide` (approve/reject, answering whether the decision was accepted).
  * Search attributes: AgencyTaskStatus, AgencyTenant, AgencyRiskTier.
  */
 import {
+  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
+  condition,
+  executeChild,
+  getExternalWorkflowHandle,
   isCancellation,
   proxyActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { CouncilActivities } from '../../activities/council/index.js';
-import type { ExecutionActivities, TaskRef } from '../../activities/execution/index.js';
+import type { ExecutionActivities } from '../../activities/execution/index.js';
 import type { PlanningActivities } from '../../activities/planning/index.js';
 import { prefixOfQueue, queueFor } from '../../temporal/task-queues.js';
 import { RiskTierKey, TaskStatusKey, TenantKey } from '../../temporal/search-attributes.js';
+import { councilDeliberationWorkflow } from '../council/council-deliberation.workflow.js';
+import { councilSessionId, type CouncilOutcome, type CouncilRequest } from '../council/session.js';
+import { executionWorkflow } from '../execution/execution.workflow.js';
 import {
+  executionPauseSignal,
+  executionResumeSignal,
+  executionWorkflowId,
+  type ExecutionResult,
+} from '../execution/definitions.js';
+import { DEFAULT_TIER_POLICY, effectiveBudget, isWaiverActive, type Waiver } from './policy.js';
+import type { WorkingSpec } from './spec.js';
+import {
+  approveSignal,
+  cancelSignal,
+  clarifySignal,
+  decideUpdate,
+  DEFAULT_TASK_SETTINGS,
+  pauseSignal,
   progressQuery,
+  rejectSignal,
+  resumeSignal,
   type AgentTaskInput,
-  type GateOutcome,
-  type ProgressEvent,
-  type StepOutcome,
+  type ApprovalDecision,
+  type PendingApproval,
   type TaskProgress,
+  type TaskRef,
   type TaskResult,
   type TaskStatus,
 } from './definitions.js';
 
 const MAX_EVENTS_KEPT = 50;
 
+/** The innermost ApplicationFailure in a chain of causes (child workflow → activity → application). */
+function businessFailure(err: unknown): ApplicationFailure | undefined {
+  let found: ApplicationFailure | undefined;
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof ApplicationFailure) found = e;
+  return found;
+}
+const MAX_PLAN_ATTEMPTS = 3;
+
 function activities() {
   const prefix = prefixOfQueue(workflowInfo().taskQueue);
   return {
-    // Planning reads files and the database: short, safe to retry.
+    // Planning reads files, the database and (with a model) calls it: retried with backoff; invalid input is final.
     planning: proxyActivities<PlanningActivities>({
       taskQueue: queueFor('planning', prefix),
-      startToCloseTimeout: '1 minute',
-      retry: { maximumInterval: '30 seconds', nonRetryableErrorTypes: ['InvalidSpec'] },
+      startToCloseTimeout: '3 minutes',
+      retry: { maximumInterval: '1 minute', nonRetryableErrorTypes: ['InvalidSpec', 'ModelRejected'] },
     }),
-    // Steps and gates run programs: they heartbeat every second, so a dead worker is noticed within the heartbeat
-    // timeout and the step moves to another worker; the step's own timeout bounds the run.
+    // Clean-up removes the task's workspace copy: idempotent.
     execution: proxyActivities<ExecutionActivities>({
       taskQueue: queueFor('execution', prefix),
-      startToCloseTimeout: '1 hour',
-      heartbeatTimeout: '10 seconds',
-      retry: {
-        maximumInterval: '30 seconds',
-        nonRetryableErrorTypes: ['CommandRefused', 'PathOutsideWorkspace', 'InvalidWorkspace'],
-      },
-    }),
-    // Review is pure computation over a stored diff.
-    council: proxyActivities<CouncilActivities>({
-      taskQueue: queueFor('council', prefix),
-      startToCloseTimeout: '1 minute',
+      startToCloseTimeout: '2 minutes',
       retry: { maximumInterval: '30 seconds' },
     }),
   };
 }
 
 export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResult> {
-  const { planning, execution, council } = activities();
+  const settings = { ...DEFAULT_TASK_SETTINGS, ...input.settings };
+  const { planning, execution } = activities();
   const info = workflowInfo();
   const task: TaskRef = {
     tenantId: input.tenantId,
@@ -77,118 +100,470 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
     correlationId: input.correlationId,
   };
 
-  const progress: TaskProgress = { taskId: input.id, status: 'pending', step: 'submitted', percent: 0, events: [] };
-  setHandler(progressQuery, () => progress);
+  const progress: TaskProgress = {
+    taskId: input.id,
+    status: 'pending',
+    step: 'submitted',
+    percent: 0,
+    events: [],
+    paused: false,
+    councilSessions: [],
+    usage: { steps: 0, tokens: 0, costUsd: 0 },
+  };
+  const result: TaskResult = {
+    taskId: input.id,
+    status: 'failed',
+    mode: input.mode,
+    filesChanged: [],
+    steps: [],
+    gates: [],
+    evaluations: [],
+    verdicts: [],
+    approvals: [],
+    artifacts: [],
+    usage: progress.usage,
+    iterations: 0,
+  };
 
-  const setStatus = (status: TaskStatus, step: string, percent: number, message = step): void => {
-    progress.status = status;
+  const setStatus = (status: TaskStatus, step: string, percent = progress.percent): void => {
+    progress.status = progress.paused && !['completed', 'failed', 'canceled'].includes(status) ? 'paused' : status;
+    if (!progress.paused) lastActiveStatus = status;
+    else lastActiveStatus = status;
     progress.step = step;
     progress.percent = percent;
-    const event: ProgressEvent = { at: new Date().toISOString(), status, message };
-    progress.events = [...progress.events, event].slice(-MAX_EVENTS_KEPT);
-    upsertSearchAttributes([{ key: TaskStatusKey, value: status }]);
+    progress.events = [...progress.events, { at: new Date().toISOString(), status, message: step }].slice(
+      -MAX_EVENTS_KEPT,
+    );
+    upsertSearchAttributes([{ key: TaskStatusKey, value: progress.status }]);
   };
+  let lastActiveStatus: TaskStatus = 'pending';
   upsertSearchAttributes([{ key: TenantKey, value: input.tenantId }]);
 
-  const result: TaskResult = { taskId: input.id, status: 'failed', filesChanged: [], steps: [], gates: [] };
+  // ---- messages ------------------------------------------------------------------------------------------------
+  let clarification: { spec: WorkingSpec; by: string } | undefined;
+  let pendingApproval: PendingApproval | undefined;
+  let decision: (ApprovalDecision & { decision: 'approve' | 'reject' }) | undefined;
+  let attempts = 0;
+  let activeExecution: string | undefined;
+  let cancelRequest: { by: string; reason?: string } | undefined;
+  const root = new CancellationScope();
+  // Set by message handlers while the pipeline awaits: read through functions so narrowing does not go stale.
+  const currentDecision = () => decision;
+  const currentClarification = () => clarification;
+
+  setHandler(progressQuery, () => progress);
+  setHandler(clarifySignal, ({ spec, by }) => {
+    if (progress.pendingClarification) clarification = { spec, by };
+  });
+
+  const handleDecision = async (d: ApprovalDecision & { decision: 'approve' | 'reject' }) => {
+    const n = ++attempts;
+    let accepted = false;
+    let note: string;
+    if (!pendingApproval) note = `no approval is pending (task is ${progress.status})`;
+    else if (decision) note = 'a decision was already accepted';
+    else if (d.hash !== pendingApproval.hash) {
+      note = `stale: the decision was made on ${d.hash.slice(0, 12)}, the current ${pendingApproval.kind} is ${pendingApproval.hash.slice(0, 12)}`;
+    } else {
+      accepted = true;
+      note = `${d.decision} accepted for the ${pendingApproval.kind}`;
+      decision = d;
+    }
+    const attempt = { ...d, accepted, note, at: new Date().toISOString() };
+    result.approvals.push(attempt);
+    await planning.recordTaskEvent(
+      task,
+      accepted ? 'approval.accepted' : 'approval.refused',
+      { ...attempt },
+      `attempt-${n}`,
+    );
+    return { accepted, note, status: progress.status };
+  };
+  setHandler(approveSignal, (d) => void handleDecision({ ...d, decision: 'approve' }));
+  setHandler(rejectSignal, (d) => void handleDecision({ ...d, decision: 'reject' }));
+  setHandler(decideUpdate, (d) => handleDecision(d));
+
+  const forwardToExecution = async (
+    signal: typeof executionPauseSignal | typeof executionResumeSignal,
+  ): Promise<void> => {
+    if (activeExecution)
+      await getExternalWorkflowHandle(activeExecution)
+        .signal(signal)
+        .catch(() => undefined);
+  };
+  setHandler(pauseSignal, async ({ by }) => {
+    if (progress.paused || ['completed', 'failed', 'canceled'].includes(progress.status)) return;
+    progress.paused = true;
+    setStatus(lastActiveStatus, `paused by ${by}`);
+    await forwardToExecution(executionPauseSignal);
+  });
+  setHandler(resumeSignal, async ({ by }) => {
+    if (!progress.paused) return;
+    progress.paused = false;
+    setStatus(lastActiveStatus, `resumed by ${by}`);
+    await forwardToExecution(executionResumeSignal);
+  });
+  setHandler(cancelSignal, (request) => {
+    cancelRequest = request;
+    root.cancel();
+  });
+
+  // ---- helpers -------------------------------------------------------------------------------------------------
+  const whenRunning = (): Promise<void> => condition(() => !progress.paused);
+
   const finish = async (status: TaskResult['status'], reason?: string): Promise<TaskResult> => {
     result.status = status;
     if (reason) result.reason = reason;
-    setStatus(status, status, 100, reason ?? status);
-    await CancellationScope.nonCancellable(() =>
-      planning.recordTaskEvent(task, `task.${status}`, {
+    progress.paused = false;
+    setStatus(status, reason ?? status, 100);
+    await CancellationScope.nonCancellable(async () => {
+      const provenance = await planning.storeJsonArtifact(task, 'provenance', {
+        task: {
+          id: input.id,
+          title: input.title,
+          tenant: input.tenantId,
+          submittedBy: input.submittedBy,
+          mode: input.mode,
+        },
+        workflow: { id: info.workflowId, firstRunId: info.firstExecutionRunId, namespace: info.namespace },
+        status,
+        reason: reason ?? null,
+        spec: result.specRef?.sha256 ?? null,
+        planHash: progress.planHash ?? null,
+        diff: result.diffRef?.sha256 ?? null,
+        gates: result.gates.map((g) => ({ name: g.name, passed: g.passed, log: g.logRef.sha256 })),
+        verdicts: result.verdicts.map((v) => ({
+          session: v.sessionId,
+          phase: v.phase,
+          decision: v.verdict.decision,
+          artifact: v.verdictRef.sha256,
+          signature: v.signature,
+        })),
+        approvals: result.approvals,
+        usage: result.usage,
+      });
+      result.artifacts.push({ name: 'provenance', ...provenance });
+      await planning.recordTaskEvent(task, `task.${status}`, {
         reason: reason ?? null,
         diff: result.diffRef?.sha256 ?? null,
-      }),
-    );
+      });
+    });
+    await condition(allHandlersFinished);
     return result;
   };
 
-  let workspacePrepared = false;
-  try {
+  const awaitApproval = async (kind: 'plan' | 'result', hash: string, reasons: string[]) => {
+    decision = undefined;
+    pendingApproval = {
+      kind,
+      hash,
+      reasons,
+      deadline: new Date(Date.now() + settings.approvalTimeoutMs).toISOString(),
+    };
+    progress.pendingApproval = pendingApproval;
+    setStatus('awaiting_approval', `waiting for a person to approve the ${kind}: ${reasons.join('; ')}`);
+    await planning.recordTaskEvent(task, `approval.requested.${kind}`, {
+      hash,
+      reasons,
+      deadline: pendingApproval.deadline,
+    });
+    const decided = await condition(() => decision !== undefined, settings.approvalTimeoutMs);
+    pendingApproval = undefined;
+    progress.pendingApproval = undefined;
+    return decided ? currentDecision() : undefined;
+  };
+
+  const awaitClarification = async (reasons: string[]) => {
+    clarification = undefined;
+    progress.pendingClarification = {
+      reasons,
+      deadline: new Date(Date.now() + settings.clarificationTimeoutMs).toISOString(),
+    };
+    setStatus('awaiting_clarification', `waiting for a working spec: ${reasons.join('; ')}`);
+    await planning.recordTaskEvent(task, 'clarification.requested', { reasons }, `clarify-${info.historyLength}`);
+    const got = await condition(() => clarification !== undefined, settings.clarificationTimeoutMs);
+    progress.pendingClarification = undefined;
+    return got ? currentClarification() : undefined;
+  };
+
+  let sessions = 0;
+  const deliberate = async (
+    request: Omit<CouncilRequest, 'task' | 'strategy' | 'consensusTimeoutMs'>,
+  ): Promise<CouncilOutcome> => {
+    const sessionId = councilSessionId(info.workflowId, request.phase, ++sessions);
+    progress.councilSessions.push(sessionId);
+    const outcome = await executeChild(councilDeliberationWorkflow, {
+      workflowId: sessionId,
+      args: [
+        { ...request, task, strategy: input.consensus ?? 'weighted', consensusTimeoutMs: settings.consensusTimeoutMs },
+      ],
+      memo: { tenantId: input.tenantId, taskId: input.id, parentWorkflowId: info.workflowId },
+      typedSearchAttributes: [{ key: TenantKey, value: input.tenantId }],
+    });
+    result.usage.tokens += outcome.usage.tokens;
+    result.usage.costUsd += outcome.usage.costUsd;
+    if (outcome.kind === 'final') {
+      result.verdicts.push(outcome.record);
+      result.artifacts.push({ name: `verdict-${request.phase}-${sessions}`, ...outcome.record.verdictRef });
+    }
+    return outcome;
+  };
+
+  const overBudget = (): string | undefined => {
+    const u = result.usage;
+    if (u.tokens > input.budgets.max_tokens) return `model tokens ${u.tokens} > ${input.budgets.max_tokens}`;
+    if (u.costUsd > input.budgets.max_cost_usd)
+      return `model cost $${u.costUsd.toFixed(4)} > $${input.budgets.max_cost_usd}`;
+    return undefined;
+  };
+
+  // ---- the pipeline --------------------------------------------------------------------------------------------
+  let executions = 0;
+  const pipeline = async (): Promise<TaskResult> => {
     await planning.recordTaskEvent(task, 'task.started', {
       title: input.title,
       mode: input.mode,
       submittedBy: input.submittedBy,
+      specWarnings: input.specWarnings ?? [],
     });
 
-    // 1. Plan.
-    setStatus('planning', 'checking the working spec', 5);
-    const plan = await planning.planTask(task, input.workspace, input.spec);
-    if (plan.kind === 'needs_clarification') {
-      return await finish('failed', `needs clarification: ${plan.reasons.join('; ')}`);
-    }
-    const { spec } = plan;
-    result.specRef = plan.specRef;
-    upsertSearchAttributes([{ key: RiskTierKey, value: spec.risk_tier }]);
-    if (spec.steps.length > input.budgets.max_steps) {
-      return await finish(
-        'failed',
-        `the spec has ${spec.steps.length} steps; the step budget is ${input.budgets.max_steps}`,
-      );
-    }
-    if (input.mode === 'dry-run') {
-      return await finish('completed', 'dry run: plan checked, nothing executed');
-    }
+    let spec: WorkingSpec | undefined = input.spec;
+    let planAttempt = 0;
+    for (;;) {
+      // 1. Plan.
+      await whenRunning();
+      setStatus('planning', 'checking the working spec', 5);
+      let plan = await planning.planTask(task, {
+        workspace: input.workspace,
+        spec,
+        title: input.title,
+        description: input.description,
+      });
+      result.usage.tokens += plan.usage.tokens;
+      result.usage.costUsd += plan.usage.costUsd;
+      while (plan.kind === 'needs_clarification') {
+        const clarified = await awaitClarification(plan.reasons);
+        if (!clarified) return finish('failed', `no clarification before the deadline: ${plan.reasons.join('; ')}`);
+        await planning.recordTaskEvent(
+          task,
+          'clarification.received',
+          { by: clarified.by },
+          `clarified-${info.historyLength}`,
+        );
+        spec = clarified.spec;
+        setStatus('planning', 'checking the clarified spec', 5);
+        plan = await planning.planTask(task, {
+          workspace: input.workspace,
+          spec,
+          title: input.title,
+          description: input.description,
+        });
+      }
+      const exceeded = overBudget();
+      if (exceeded) return finish('failed', `budget exhausted while planning: ${exceeded}`);
+      spec = plan.spec;
+      result.specRef = plan.specRef;
+      result.artifacts.push({ name: 'spec', ...plan.specRef });
+      progress.planHash = plan.planHash;
 
-    // 2. Execute, step by step, in an isolated copy of the workspace.
-    setStatus('executing', 'preparing an isolated workspace', 15);
-    const { workdir } = await execution.prepareWorkspace(task, input.workspace);
-    workspacePrepared = true;
-    for (const [index, step] of spec.steps.entries()) {
-      setStatus(
-        'executing',
-        `step ${index + 1}/${spec.steps.length}: ${step.kind}`,
-        15 + Math.round((55 * index) / spec.steps.length),
-      );
-      const outcome: StepOutcome = await execution.applyStep(task, workdir, index, step);
-      result.steps.push(outcome);
-      if (!outcome.ok) return await finish('failed', `step ${index + 1} failed: ${outcome.detail}`);
-    }
+      // 2. Risk.
+      setStatus('planning', 'assessing risk', 10);
+      const risk = await planning.assessTaskRisk(task, spec, input.description);
+      result.risk = risk;
+      progress.riskTier = risk.tier;
+      upsertSearchAttributes([{ key: RiskTierKey, value: risk.tier }]);
+      const waivers: Waiver[] = spec.waiver_ids?.length ? await planning.loadWaivers(task, spec.waiver_ids) : [];
+      const now = new Date().toISOString();
+      const budget = effectiveBudget(risk.tier, spec, waivers, now);
+      const activeWaivers = waivers
+        .filter((w) => w.gates.some((g) => isWaiverActive(w, g, now)))
+        .map((w) => ({ id: w.id, gates: w.gates.filter((g) => isWaiverActive(w, g, now)) }));
 
-    // 3. Quality gates.
-    setStatus('quality_check', 'running quality gates', 75);
-    for (const gate of spec.gates) {
-      const outcome: GateOutcome = await execution.runGate(task, workdir, gate);
-      result.gates.push(outcome);
-    }
+      // 3. Council on the plan.
+      await whenRunning();
+      setStatus('council_review', 'the council reviews the plan', 15);
+      const planVerdict = await deliberate({
+        phase: 'plan',
+        tier: risk.tier,
+        spec,
+        plannedFiles: plan.plannedFiles,
+        commands: plan.commands,
+        budget: { maxFiles: budget.max_files, maxLoc: budget.max_loc },
+        gates: [],
+        activeWaivers,
+        subjectHash: plan.planHash,
+      });
+      const approvalReasons: string[] = [];
+      if (planVerdict.kind === 'escalate') approvalReasons.push(`the council could not decide: ${planVerdict.reason}`);
+      else if (planVerdict.record.verdict.decision === 'reject') {
+        return finish(
+          'failed',
+          `the council rejected the plan: ${planVerdict.record.verdict.remediation.join('; ') || planVerdict.record.verdict.constitutional_refs.join(', ')}`,
+        );
+      } else if (planVerdict.record.verdict.decision === 'modify') {
+        if (++planAttempt >= MAX_PLAN_ATTEMPTS)
+          return finish(
+            'failed',
+            `the council asked for changes ${planAttempt} times: ${planVerdict.record.verdict.remediation.join('; ')}`,
+          );
+        const clarified = await awaitClarification([
+          `the council asked for changes: ${planVerdict.record.verdict.remediation.join('; ')}`,
+        ]);
+        if (!clarified) return finish('failed', 'no revised spec before the deadline');
+        spec = clarified.spec;
+        continue;
+      }
+      if (input.mode === 'dry-run') {
+        return finish(
+          'completed',
+          planVerdict.kind === 'final'
+            ? `dry run: plan ${planVerdict.record.verdict.decision}ed by the council; nothing executed`
+            : 'dry run: the council escalated; nothing executed',
+        );
+      }
 
-    // 4. Diff and review.
-    const diff = await execution.collectDiff(task, workdir);
-    result.diffRef = diff.diffRef;
-    result.filesChanged = diff.files;
-    setStatus('quality_check', 'reviewing the diff', 90);
-    result.review = await council.reviewTaskDiff(task, diff.diffRef, {
-      scopeIn: spec.scope.in,
-      scopeOut: spec.scope.out,
-      maxFiles: spec.change_budget?.max_files,
-      maxLoc: spec.change_budget?.max_loc,
-    });
+      // 4. Approval.
+      if (input.mode === 'strict') approvalReasons.push('strict mode: a person approves before execution');
+      if (DEFAULT_TIER_POLICY[risk.tier].manualReviewRequired)
+        approvalReasons.push(`tier ${risk.tier} requires manual review`);
+      if (approvalReasons.length) {
+        const d = await awaitApproval('plan', plan.planHash, approvalReasons);
+        if (!d) return finish('failed', `rejected: no approval within ${settings.approvalTimeoutMs} ms`);
+        if (d.decision === 'reject')
+          return finish('failed', `rejected by ${d.approver}${d.reason ? `: ${d.reason}` : ''}`);
+      }
 
-    const failedGates = result.gates.filter((g) => !g.passed).map((g) => g.name);
-    if (failedGates.length) return await finish('failed', `quality gates failed: ${failedGates.join(', ')}`);
-    if (!result.review.passed) {
-      const blocking = result.review.findings.filter((f) => f.severity === 'high' || f.severity === 'critical');
-      return await finish(
-        'failed',
-        `review found ${blocking.length} blocking issue(s): ${blocking.map((f) => f.rule).join(', ')}`,
-      );
+      // 5. Execution and 6. council on the result, with refinement on `modify`.
+      let feedback: string[] | undefined;
+      for (;;) {
+        await whenRunning();
+        setStatus(executions ? 'refining' : 'executing', executions ? 'refining the change' : 'executing the plan', 30);
+        const executionId = executionWorkflowId(info.workflowId, ++executions);
+        activeExecution = executionId;
+        let exec: ExecutionResult;
+        try {
+          exec = await executeChild(executionWorkflow, {
+            workflowId: executionId,
+            args: [
+              {
+                task,
+                workspace: input.workspace,
+                title: input.title,
+                description: input.description,
+                spec,
+                tier: risk.tier,
+                waivers,
+                budgets: {
+                  maxSteps: input.budgets.max_steps,
+                  maxTokens: input.budgets.max_tokens,
+                  maxCostUsd: input.budgets.max_cost_usd,
+                },
+                usage: { ...result.usage },
+                modelAvailable: plan.modelAvailable,
+                maxIterations: settings.maxIterations,
+                continueAsNewAfterSteps: settings.continueAsNewAfterSteps,
+                stepBase: result.usage.steps,
+                feedback,
+              },
+            ],
+            memo: { tenantId: input.tenantId, taskId: input.id },
+          });
+        } finally {
+          activeExecution = undefined;
+        }
+        if (progress.paused) await forwardToExecution(executionPauseSignal);
+        result.steps.push(...exec.steps);
+        result.gates = exec.gates;
+        result.evaluations = exec.evaluations;
+        result.usage = { ...exec.usage };
+        progress.usage = result.usage;
+        result.iterations += exec.iterations;
+        result.diffRef = exec.diff.diffRef;
+        result.diffHash = exec.diff.diffRef.sha256;
+        result.filesChanged = exec.diff.files;
+        result.artifacts.push({ name: `diff-${executions}`, ...exec.diff.diffRef });
+        for (const g of exec.gates) result.artifacts.push({ name: `gate-${g.name}-${executions}`, ...g.logRef });
+
+        if (exec.stopReason === 'budget_exhausted') return finish('failed', `budget exhausted: ${exec.detail}`);
+        if (exec.stopReason === 'step_failed') return finish('failed', exec.detail);
+
+        await whenRunning();
+        setStatus('quality_check', 'the council reviews the result', 80);
+        const verdict = await deliberate({
+          phase: 'result',
+          tier: risk.tier,
+          spec,
+          diffRef: exec.diff.diffRef,
+          commands: plan.commands,
+          budget: { maxFiles: budget.max_files, maxLoc: budget.max_loc },
+          gates: exec.evaluations.map((e) => ({ gate: e.gate, status: e.status, reason: e.reason })),
+          activeWaivers,
+          subjectHash: exec.diff.diffRef.sha256,
+        });
+        const failedGates = exec.evaluations.filter((e) => e.status === 'fail').map((e) => `${e.gate} (${e.reason})`);
+        if (verdict.kind === 'escalate') {
+          const d = await awaitApproval('result', exec.diff.diffRef.sha256, [
+            `the council could not decide on the result: ${verdict.reason}`,
+          ]);
+          if (!d)
+            return finish('failed', `rejected: no decision on the result within ${settings.approvalTimeoutMs} ms`);
+          if (d.decision === 'reject')
+            return finish('failed', `result rejected by ${d.approver}${d.reason ? `: ${d.reason}` : ''}`);
+        } else if (verdict.record.verdict.decision === 'reject') {
+          return finish(
+            'failed',
+            `the council rejected the result${failedGates.length ? `; gates failed: ${failedGates.join(', ')}` : ''}: ${verdict.record.verdict.remediation.join('; ')}`,
+          );
+        } else if (verdict.record.verdict.decision === 'modify') {
+          if (!plan.modelAvailable || result.iterations >= settings.maxIterations) {
+            return finish('failed', `the council asked for changes: ${verdict.record.verdict.remediation.join('; ')}`);
+          }
+          feedback = verdict.record.verdict.remediation;
+          continue;
+        }
+        if (failedGates.length) return finish('failed', `quality gates failed: ${failedGates.join(', ')}`);
+        return finish('completed');
+      }
     }
-    return await finish('completed');
+  };
+
+  // ---- run, with the deadline and cancellation ----------------------------------------------------------------
+  let deadlinePassed = false;
+  const deadlineScope = new CancellationScope();
+  if (input.budgets.deadline) {
+    const ms = Date.parse(input.budgets.deadline) - Date.now();
+    void deadlineScope
+      .run(async () => {
+        await sleep(Math.max(ms, 1));
+        deadlinePassed = true;
+        root.cancel();
+      })
+      .catch(() => undefined);
+  }
+  try {
+    return await root.run(pipeline);
   } catch (err) {
     if (isCancellation(err)) {
-      await CancellationScope.nonCancellable(async () => {
-        if (workspacePrepared) await execution.cleanupWorkspace(task);
-        await finish('canceled', 'canceled on request');
-      });
+      if (deadlinePassed) {
+        return await CancellationScope.nonCancellable(() =>
+          finish('failed', `deadline ${input.budgets.deadline} passed`),
+        );
+      }
+      await CancellationScope.nonCancellable(() =>
+        finish(
+          'canceled',
+          cancelRequest
+            ? `canceled by ${cancelRequest.by}${cancelRequest.reason ? `: ${cancelRequest.reason}` : ''}`
+            : 'canceled on request',
+        ),
+      );
       throw err;
     }
-    if (err instanceof ApplicationFailure || (err as { cause?: unknown }).cause instanceof ApplicationFailure) {
-      const failure = (err as { cause?: ApplicationFailure }).cause ?? (err as ApplicationFailure);
-      return await finish('failed', failure.message);
-    }
+    const failure = businessFailure(err);
+    if (failure) return await CancellationScope.nonCancellable(() => finish('failed', failure.message));
     throw err;
   } finally {
-    if (workspacePrepared) await CancellationScope.nonCancellable(() => execution.cleanupWorkspace(task));
+    deadlineScope.cancel();
+    if (executions > 0) await CancellationScope.nonCancellable(() => execution.cleanupWorkspace(task));
   }
 }

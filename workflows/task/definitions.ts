@@ -2,9 +2,11 @@
  * Contracts of the agentTask workflow: input, result, progress, messages and the workflow-id builder.
  * Workflow-safe; imported by the workflow, the API (validation, typed handles), activities (types) and tests.
  */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import { WorkingSpecSchema } from './spec.js';
+import { ConsensusStrategySchema, type FinalVerdict } from '../council/definitions.js';
+import type { GateEvaluation } from './policy.js';
+import type { WorkingSpec } from './spec.js';
 
 export const TASK_STATUSES = [
   'pending',
@@ -36,6 +38,10 @@ export const BudgetsSchema = z
     deadline: z.iso.datetime({ offset: true }).optional(),
   })
   .strict();
+export type Budgets = z.infer<typeof BudgetsSchema>;
+
+/** A working spec as submitted: an object, or YAML/JSON text. The API checks it with parseWorkingSpec. */
+export const SpecInputSchema = z.union([z.string().min(1).max(1_000_000), z.record(z.string(), z.unknown())]);
 
 /** What a person (or CI, or an MCP client) submits. */
 export const TaskRequestSchema = z
@@ -47,26 +53,72 @@ export const TaskRequestSchema = z
       .string()
       .min(1)
       .refine((p) => p.startsWith('/'), 'must be an absolute path to a git repository'),
-    spec: WorkingSpecSchema.optional(),
+    spec: SpecInputSchema.optional(),
+    /** Unknown spec keys are errors instead of warnings. */
+    strict_spec: z.boolean().default(false),
     mode: z.enum(['strict', 'auto', 'dry-run']).default('auto'),
     budgets: BudgetsSchema.default({ max_steps: 100, max_tokens: 200_000, max_cost_usd: 5 }),
+    consensus: ConsensusStrategySchema.default('weighted'),
   })
   .strict();
 export type TaskRequest = z.infer<typeof TaskRequestSchema>;
 
-/** The workflow's input: the request plus what the API adds (id, tenant, correlation id). */
-export const AgentTaskInputSchema = TaskRequestSchema.extend({
-  id: TaskIdSchema,
-  tenantId: z.string().min(1),
-  correlationId: z.string().min(1),
-  submittedBy: z.string().min(1),
-});
-export type AgentTaskInput = z.infer<typeof AgentTaskInputSchema>;
+/** Timers and limits of a run. Set by the API from its configuration, so tests keep long timers short. */
+export interface TaskSettings {
+  approvalTimeoutMs: number;
+  clarificationTimeoutMs: number;
+  /** The council's time budget per round: a real timeout; judges that have not answered count as uncertain. */
+  consensusTimeoutMs: number;
+  /** Self-correction iterations (CAWS: at most 5). */
+  maxIterations: number;
+  /** The execution child continues as new after this many tool calls (or when Temporal suggests it). */
+  continueAsNewAfterSteps: number;
+}
+
+export const DEFAULT_TASK_SETTINGS: TaskSettings = {
+  approvalTimeoutMs: 24 * 3_600_000,
+  clarificationTimeoutMs: 24 * 3_600_000,
+  consensusTimeoutMs: 5_000,
+  maxIterations: 5,
+  continueAsNewAfterSteps: 500,
+};
+
+/** The workflow's input: the checked request plus what the API adds (id, tenant, identity, correlation id). */
+export interface AgentTaskInput {
+  id: string;
+  tenantId: string;
+  correlationId: string;
+  submittedBy: string;
+  title: string;
+  description: string;
+  workspace: string;
+  /** The checked working spec, when the request carried one. */
+  spec?: WorkingSpec;
+  specWarnings?: string[];
+  mode: 'strict' | 'auto' | 'dry-run';
+  budgets: Budgets;
+  consensus?: z.infer<typeof ConsensusStrategySchema>;
+  settings?: Partial<TaskSettings>;
+}
+
+/** Identifies a task to activities: tenant, ids, and the idempotency root for its side effects. */
+export interface TaskRef {
+  tenantId: string;
+  taskId: string;
+  workflowId: string;
+  /** workflowId/firstExecutionRunId: stable across retries and continue-as-new; distinguishes a reused id. */
+  executionKey: string;
+  correlationId: string;
+}
 
 export interface ArtifactRef {
   sha256: string;
   mediaType: string;
   sizeBytes: number;
+}
+
+export interface NamedArtifact extends ArtifactRef {
+  name: string;
 }
 
 export interface StepOutcome {
@@ -80,10 +132,16 @@ export interface StepOutcome {
 
 export interface GateOutcome {
   name: string;
+  kind: string;
   passed: boolean;
   exitCode: number | null;
   durationMs: number;
   logRef: ArtifactRef;
+  /** Coverage or mutation fraction read from the gate's report. */
+  value?: number;
+  /** The gate's input (its report) could not be read. */
+  missing?: boolean;
+  evidence: string;
 }
 
 export interface ReviewFinding {
@@ -94,17 +152,75 @@ export interface ReviewFinding {
   message: string;
 }
 
+export interface RiskSummary {
+  tier: 1 | 2 | 3;
+  specTier: 1 | 2 | 3;
+  score: number;
+  method: string;
+  dimensions: Record<string, { score: number; evidence: { kind: string; detail: string }[] }>;
+}
+
+export interface VerdictSignature {
+  alg: 'Ed25519';
+  keyId: string;
+  signature: string;
+  payloadSha256: string;
+}
+
+export interface VerdictRecord {
+  sessionId: string;
+  phase: 'plan' | 'result';
+  verdict: FinalVerdict;
+  verdictRef: ArtifactRef;
+  signature: VerdictSignature;
+}
+
+export interface ApprovalDecision {
+  /** Who decided: set by the API from the authenticated principal, never from the request body. */
+  approver: string;
+  /** The hash of the plan or diff the approver saw. */
+  hash: string;
+  reason?: string;
+}
+
+export interface ApprovalAttempt extends ApprovalDecision {
+  decision: 'approve' | 'reject';
+  accepted: boolean;
+  note: string;
+  at: string;
+}
+
+export interface PendingApproval {
+  kind: 'plan' | 'result';
+  hash: string;
+  reasons: string[];
+  deadline: string;
+}
+
+export interface Usage {
+  steps: number;
+  tokens: number;
+  costUsd: number;
+}
+
 export interface TaskResult {
   taskId: string;
   status: 'completed' | 'failed' | 'canceled';
   reason?: string;
+  mode: AgentTaskInput['mode'];
   specRef?: ArtifactRef;
   diffRef?: ArtifactRef;
+  diffHash?: string;
   filesChanged: string[];
   steps: StepOutcome[];
   gates: GateOutcome[];
-  review?: { passed: boolean; findings: ReviewFinding[] };
-  risk?: { tier: 1 | 2 | 3; score: number; reasons: string[] };
+  evaluations: GateEvaluation[];
+  risk?: RiskSummary;
+  verdicts: VerdictRecord[];
+  approvals: ApprovalAttempt[];
+  artifacts: NamedArtifact[];
+  usage: Usage;
+  iterations: number;
 }
 
 export interface ProgressEvent {
@@ -119,9 +235,27 @@ export interface TaskProgress {
   step: string;
   percent: number;
   events: ProgressEvent[];
+  paused: boolean;
+  riskTier?: 1 | 2 | 3;
+  planHash?: string;
+  pendingApproval?: PendingApproval;
+  pendingClarification?: { reasons: string[]; deadline: string };
+  councilSessions: string[];
+  usage: Usage;
 }
 
 export const progressQuery = defineQuery<TaskProgress>('progress');
+export const clarifySignal = defineSignal<[{ spec: WorkingSpec; by: string }]>('clarify');
+export const approveSignal = defineSignal<[ApprovalDecision]>('approve');
+export const rejectSignal = defineSignal<[ApprovalDecision]>('reject');
+export const pauseSignal = defineSignal<[{ by: string }]>('pause');
+export const resumeSignal = defineSignal<[{ by: string }]>('resume');
+export const cancelSignal = defineSignal<[{ by: string; reason?: string }]>('cancel');
+/** The same decision as approve/reject, as an Update: the caller learns at once whether it was accepted. */
+export const decideUpdate = defineUpdate<
+  { accepted: boolean; note: string; status: TaskStatus },
+  [ApprovalDecision & { decision: 'approve' | 'reject' }]
+>('decide');
 
 export function taskWorkflowId(taskId: string): string {
   return `task-${taskId}`;

@@ -71,7 +71,7 @@ export type Gate = z.infer<typeof GateSchema>;
 
 export type RiskTier = 1 | 2 | 3;
 export const RiskTierSchema = z.union([z.literal(1), z.literal(2), z.literal(3)], {
-  error: 'risk_tier is 1, 2 or 3 (1 is the most critical)',
+  error: (issue) => (issue.input === undefined ? 'required' : 'risk_tier is 1, 2 or 3 (1 is the most critical)'),
 });
 
 export const SPEC_MODES = ['feature', 'refactor', 'fix', 'doc', 'chore'] as const;
@@ -94,13 +94,11 @@ const nonEmpty = z.string().min(1, 'must not be empty');
 
 /**
  * Builds the spec schema with one policy for unknown keys in the CAWS objects. Both policies produce the same output
- * type (neither keeps unknown keys), hence the cast of the strict variant to the stripping one.
+ * type (neither keeps unknown keys), so both variants share the stripping object's static type.
  */
 function buildWorkingSpecSchema(unknownKeys: 'strip' | 'strict') {
   const obj = <S extends z.ZodRawShape>(shape: S): z.ZodObject<S, z.core.$strip> =>
-    unknownKeys === 'strict'
-      ? (z.strictObject(shape) as unknown as z.ZodObject<S, z.core.$strip>)
-      : z.object(shape);
+    unknownKeys === 'strict' ? z.strictObject(shape) : z.object(shape);
 
   return obj({
     id: z.string().regex(/^[A-Z]+-\d+$/, 'ids look like FEAT-0042'),
@@ -120,7 +118,7 @@ function buildWorkingSpecSchema(unknownKeys: 'strip' | 'strict') {
       .regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as 5m, 30s, 2h or 1d')
       .optional(),
     scope: obj({
-      in: z.array(z.string().min(1)).min(1, 'scope.in needs at least one path'),
+      in: z.array(z.string().min(1)).min(1, 'needs at least one path'),
       out: z.array(z.string().min(1)).default(() => []),
     }),
     invariants: z.array(z.string()).default(() => []),
@@ -162,8 +160,14 @@ function buildWorkingSpecSchema(unknownKeys: 'strip' | 'strict') {
       uncertainty_areas: z.array(nonEmpty).default(() => []),
       recommended_pairing: z.boolean().default(false),
     }).optional(),
-    steps: z.array(SpecStepSchema).max(500).default(() => []),
-    gates: z.array(GateSchema).max(20).default(() => []),
+    steps: z
+      .array(SpecStepSchema)
+      .max(500)
+      .default(() => []),
+    gates: z
+      .array(GateSchema)
+      .max(20)
+      .default(() => []),
   });
 }
 
@@ -178,8 +182,7 @@ export const StrictWorkingSpecSchema = buildWorkingSpecSchema('strict');
 export type WorkingSpec = z.infer<typeof WorkingSpecSchema>;
 
 export type ParseWorkingSpecResult =
-  | { ok: true; spec: WorkingSpec; warnings: string[] }
-  | { ok: false; errors: string[]; warnings: string[] };
+  { ok: true; spec: WorkingSpec; warnings: string[] } | { ok: false; errors: string[]; warnings: string[] };
 
 /** Top-level optional fields that real specs write as `null` to mean "none". */
 const NULLABLE_OPTIONAL_KEYS = [
@@ -195,8 +198,16 @@ const NULLABLE_OPTIONAL_KEYS = [
 
 const EXECUTABLE_KEYS = new Set(['steps', 'gates']);
 
+/** `scope.in.0`; keys that are not plain identifiers are quoted (`scope["my key"]`) so the path stays exact. */
 function dotted(path: readonly PropertyKey[]): string {
-  return path.length ? path.map(String).join('.') : '(spec)';
+  if (!path.length) return '(spec)';
+  return path
+    .map((segment, i) => {
+      if (typeof segment === 'string' && !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(segment))
+        return `[${JSON.stringify(segment)}]`;
+      return `${i ? '.' : ''}${String(segment)}`;
+    })
+    .join('');
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -205,7 +216,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** "Required" for absent fields; zod's own messages otherwise. */
 const errorMap: z.core.$ZodErrorMap = (issue) =>
-  issue.code === 'invalid_type' && issue.input === undefined ? 'required' : undefined;
+  issue.input === undefined && ['invalid_type', 'invalid_value', 'invalid_union'].includes(issue.code ?? '')
+    ? 'required'
+    : undefined;
 
 /**
  * Validates a spec document. Lenient by default (unknown keys become warnings and are dropped); strict on request

@@ -5,17 +5,24 @@
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { PlanningActivities } from '../../../activities/planning/index.js';
 import { prefixOfQueue, queueFor } from '../../../temporal/task-queues.js';
-import type { AgentTaskInput, TaskResult } from '../../../workflows/task/definitions.js';
+import type { AgentTaskInput, TaskRef } from '../../../workflows/task/definitions.js';
 
-export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResult> {
+export async function agentTaskWorkflow(input: AgentTaskInput): Promise<string> {
   const planning = proxyActivities<PlanningActivities>({
     taskQueue: queueFor('planning', prefixOfQueue(workflowInfo().taskQueue)),
     startToCloseTimeout: '1 minute',
   });
-  await planning.planTask(
-    { tenantId: input.tenantId, taskId: input.id, workflowId: '', executionKey: '', correlationId: '' },
-    input.workspace,
-    input.spec,
-  );
-  return { taskId: input.id, status: 'failed', filesChanged: [], steps: [], gates: [] };
+  const task: TaskRef = {
+    tenantId: input.tenantId,
+    taskId: input.id,
+    workflowId: '',
+    executionKey: '',
+    correlationId: '',
+  };
+  const plan = await planning.planTask(task, {
+    workspace: input.workspace,
+    title: input.title,
+    description: input.description,
+  });
+  return plan.kind;
 }

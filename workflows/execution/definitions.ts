@@ -1,0 +1,98 @@
+/** Contracts of the execution child workflow. Workflow-safe. */
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { Waiver, GateEvaluation } from '../task/policy.js';
+import type { WorkingSpec } from '../task/spec.js';
+import type { ArtifactRef, GateOutcome, StepOutcome, TaskRef, Usage } from '../task/definitions.js';
+
+export interface DiffSummary {
+  diffRef: ArtifactRef;
+  files: string[];
+  linesAdded: number;
+  linesRemoved: number;
+}
+
+/** One turn of the agent loop as the model sees it next time (bounded: detail is truncated). */
+export interface AgentTurn {
+  action: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** What a continued-as-new run carries over. */
+export interface ExecutionState {
+  workdir?: string;
+  baseCommit?: string;
+  /** Next spec step to apply (iteration 1). */
+  nextStep: number;
+  /** Global tool-call counter: the idempotency index of the next step. */
+  stepCounter: number;
+  outcomes: StepOutcome[];
+  usage: Usage;
+  iteration: number;
+  history: AgentTurn[];
+  seenActions: string[];
+  bestScore?: number;
+  lastGates?: GateOutcome[];
+  lastEvaluations?: GateEvaluation[];
+}
+
+export interface ExecutionInput {
+  task: TaskRef;
+  workspace: string;
+  title: string;
+  description: string;
+  spec: WorkingSpec;
+  tier: 1 | 2 | 3;
+  waivers: Waiver[];
+  budgets: { maxSteps: number; maxTokens: number; maxCostUsd: number };
+  /** Already spent by the parent (planning, judges). */
+  usage: Usage;
+  /** A model is configured: the agent loop and self-correction can propose actions. */
+  modelAvailable: boolean;
+  maxIterations: number;
+  continueAsNewAfterSteps: number;
+  /** First step index for idempotency keys (the parent's steps so far). */
+  stepBase: number;
+  /** Remediation from a council `modify`, for the next iteration. */
+  feedback?: string[];
+  state?: ExecutionState;
+}
+
+export type StopReason =
+  | 'gates_passed'
+  | 'gates_failed_no_model'
+  | 'max_iterations'
+  | 'no_improvement'
+  | 'repeated_actions'
+  | 'repeated_patch_failures'
+  | 'step_failed'
+  | 'budget_exhausted';
+
+export interface ExecutionResult {
+  workdir: string;
+  baseCommit: string;
+  steps: StepOutcome[];
+  gates: GateOutcome[];
+  evaluations: GateEvaluation[];
+  diff: DiffSummary;
+  usage: Usage;
+  iterations: number;
+  stopReason: StopReason;
+  detail: string;
+  budgetExceeded?: 'steps' | 'tokens' | 'cost';
+}
+
+export interface ExecutionProgress {
+  iteration: number;
+  step: string;
+  usage: Usage;
+  paused: boolean;
+}
+
+export const executionProgressQuery = defineQuery<ExecutionProgress>('progress');
+export const executionPauseSignal = defineSignal('pause');
+export const executionResumeSignal = defineSignal('resume');
+
+export function executionWorkflowId(parentWorkflowId: string, n: number): string {
+  return `${parentWorkflowId}-execution-${n}`;
+}
