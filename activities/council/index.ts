@@ -8,12 +8,20 @@
  * `uncertain`, keeping the deterministic violations (so a critical finding still vetoes).
  */
 import { ApplicationFailure } from '@temporalio/activity';
+import { z } from 'zod';
 import { appendAuditEvent } from '../../common/audit.js';
 import { getArtifact, putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
 import { loadOrCreateSigningKey, signJson, type SigningKey } from '../../common/signing.js';
-import { JudgeVerdictSchema, type JudgeInput, type JudgeVerdict } from '../../workflows/council/definitions.js';
+import {
+  EvidenceSchema,
+  SeveritySchema,
+  VerdictSchema,
+  type JudgeId,
+  type JudgeInput,
+  type JudgeVerdict,
+} from '../../workflows/council/definitions.js';
 import type { JudgeRequest } from '../../workflows/council/session.js';
 import type { ArtifactRef, TaskRef, VerdictSignature } from '../../workflows/task/definitions.js';
 import type { FinalVerdict } from '../../workflows/council/definitions.js';
@@ -36,6 +44,43 @@ export interface JudgeOutcome {
 
 const RANK = { pass: 0, uncertain: 1, fail: 2 } as const;
 
+/**
+ * A model's verdict as the `submit_verdict` tool asks for it: verdict, score, reasons and violations are required;
+ * `evidence` and a violation's `message`, `file` and `line` are not, so an answer without them is still a verdict.
+ */
+const ModelVerdictSchema = z.object({
+  verdict: VerdictSchema,
+  score: z.number().min(0).max(1),
+  reasons: z.array(z.string()),
+  violations: z.array(
+    z.object({
+      rule_id: z.string().min(1),
+      severity: SeveritySchema,
+      waivable: z.boolean(),
+      message: z.string().optional(),
+      file: z.string().optional(),
+      line: z.number().int().min(0).optional(),
+    }),
+  ),
+  evidence: z.array(EvidenceSchema).default(() => []),
+});
+
+/** The model's answer as this judge's verdict, or undefined when it does not match the tool's schema. */
+export function modelVerdictOf(judgeId: JudgeId, version: string, answer: unknown): JudgeVerdict | undefined {
+  const parsed = ModelVerdictSchema.safeParse(answer);
+  if (!parsed.success) return undefined;
+  const { verdict, score, reasons, violations, evidence } = parsed.data;
+  return {
+    judge_id: judgeId,
+    version,
+    verdict,
+    score,
+    reasons,
+    violations: violations.map((v) => ({ ...v, message: v.message ?? `reported by the model as ${v.rule_id}` })),
+    evidence,
+  };
+}
+
 /** The stricter of two verdicts of the same judge, with both sets of reasons, violations and evidence. */
 export function mergeVerdicts(rules: JudgeVerdict, model: JudgeVerdict): JudgeVerdict {
   return {
@@ -52,8 +97,15 @@ export function mergeVerdicts(rules: JudgeVerdict, model: JudgeVerdict): JudgeVe
 export function createCouncilActivities({ db, config, model: override }: CouncilDeps) {
   let key: Promise<SigningKey> | undefined;
   const signingKey = (): Promise<SigningKey> => (key ??= loadOrCreateSigningKey(config.SIGNING_KEY_DIR));
-  const model = (): LanguageModel | undefined =>
-    override === undefined ? createLanguageModel(config) : (override ?? undefined);
+  const model = (): LanguageModel | undefined => {
+    if (override !== undefined) return override ?? undefined;
+    try {
+      return createLanguageModel(config);
+    } catch (err) {
+      // A ConfigError (LLM_MODEL missing, say) becomes a non-retryable failure naming the variable.
+      throw toActivityFailure(err);
+    }
+  };
 
   return {
     async runJudge(task: TaskRef, request: JudgeRequest): Promise<JudgeOutcome> {
@@ -85,12 +137,8 @@ export function createCouncilActivities({ db, config, model: override }: Council
         throw toActivityFailure(err);
       }
       const usage = { tokens: answer.usage.inputTokens + answer.usage.outputTokens, costUsd: answer.costUsd };
-      const parsed = JudgeVerdictSchema.safeParse(
-        answer.verdict && typeof answer.verdict === 'object'
-          ? { version: m.model, ...answer.verdict, judge_id: judgeId }
-          : null,
-      );
-      if (!parsed.success) {
+      const fromModel = modelVerdictOf(judgeId, m.model, answer.verdict);
+      if (!fromModel) {
         return {
           verdict: {
             ...rules,
@@ -105,7 +153,7 @@ export function createCouncilActivities({ db, config, model: override }: Council
           usage,
         };
       }
-      return { verdict: mergeVerdicts(rules, parsed.data), usage };
+      return { verdict: mergeVerdicts(rules, fromModel), usage };
     },
 
     /** Signs the final verdict (Ed25519 over canonical JSON), stores it as an artifact and appends it to the audit trail. */

@@ -71,8 +71,15 @@ function commandsOf(spec: WorkingSpec): string[][] {
 }
 
 export function createPlanningActivities({ db, config, model: override }: PlanningDeps) {
-  const model = (): LanguageModel | undefined =>
-    override === undefined ? createLanguageModel(config) : (override ?? undefined);
+  const model = (): LanguageModel | undefined => {
+    if (override !== undefined) return override ?? undefined;
+    try {
+      return createLanguageModel(config);
+    } catch (err) {
+      // A ConfigError (LLM_MODEL missing, say) becomes a non-retryable failure naming the variable.
+      throw toActivityFailure(err);
+    }
+  };
   const withModel = async <T>(fn: (m: LanguageModel) => Promise<T>): Promise<T> => {
     const m = model();
     if (!m)

@@ -15,6 +15,7 @@ import {
   APIConnectionTimeoutError as OpenAITimeoutError,
   APIUserAbortError as OpenAIUserAbortError,
 } from 'openai';
+import { ConfigError } from '../../common/config.js';
 import type { TokenUsage } from './model-budget.js';
 
 export interface ModelErrorClass {
@@ -57,6 +58,20 @@ const STATUS_TYPES: Record<number, string> = {
   429: 'ModelRateLimited',
 };
 
+/** What a status means for whoever reads the failure (a task's reason, a log line), and what to check. */
+const STATUS_MEANINGS: Record<number, string> = {
+  400: 'bad request',
+  401: 'authentication failed: check LLM_API_KEY',
+  402: 'payment required: check the account behind LLM_API_KEY',
+  403: 'permission denied: check that LLM_API_KEY may use LLM_MODEL',
+  404: 'not found: check LLM_MODEL and LLM_BASE_URL',
+  408: 'request timeout',
+  409: 'conflict',
+  413: 'request too large',
+  422: 'unprocessable request',
+  429: 'rate limited',
+};
+
 /** Network failures worth another attempt, by Node / undici error code. */
 const TRANSIENT_NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -86,6 +101,14 @@ export function classifyModelError(err: unknown, now: number = Date.now()): Mode
   if (err instanceof ModelOutputError) {
     return { retryable: false, type: 'ModelOutputError', message: err.message };
   }
+  // The model cannot even be built (LLM_MODEL missing, say): no attempt will do better until someone fixes the config.
+  if (err instanceof ConfigError) {
+    return {
+      retryable: false,
+      type: 'ModelMisconfigured',
+      message: `the language model is misconfigured: ${err.message}`,
+    };
+  }
   if (isUserAbort(err)) {
     return { retryable: false, type: 'ModelRequestAborted', message: messageOf(err) };
   }
@@ -98,11 +121,12 @@ export function classifyModelError(err: unknown, now: number = Date.now()): Mode
   const status = statusOf(err);
   if (status !== undefined) {
     const retryable = isRetryableStatus(status);
+    const meaning = STATUS_MEANINGS[status];
     const result: ModelErrorClass = {
       retryable,
       status,
       type: STATUS_TYPES[status] ?? (status >= 500 ? 'ModelServerError' : 'ModelClientError'),
-      message: `model API returned ${status}: ${messageOf(err)}`,
+      message: `model API returned ${status}${meaning ? ` (${meaning})` : ''}: ${messageOf(err)}`,
     };
     if (retryable) {
       const retryAfterMs = retryAfterFromHeaders(headersOf(err), now);

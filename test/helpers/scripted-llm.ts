@@ -1,8 +1,10 @@
 /**
  * A scripted language-model server for tests: speaks enough of the OpenAI chat-completions and Anthropic Messages
- * HTTP APIs for the real SDK clients, on 127.0.0.1 and a port the OS picks. Each request takes the next scripted
- * reply, whatever its route, and is recorded. A request with no reply left gets a 500 that names the request, so a
- * test that makes an unexpected call fails loudly.
+ * HTTP APIs for the real SDK clients, on 127.0.0.1 and a port the OS picks. Each request is recorded (with the time it
+ * arrived) and answered by the responder, when one is set and returns a reply, else by the next scripted reply,
+ * whatever its route. A request with no reply gets a 500 that names the request, so a test that makes an unexpected
+ * call fails loudly. A responder picks the reply from the request's content, for callers whose order is not fixed
+ * (judges run in parallel): see `chatRequestOf`.
  */
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,7 +24,14 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders;
   /** The parsed JSON body, or the raw text when it is not JSON. */
   body: unknown;
+  /** When the request's body had arrived (Date.now()). */
+  receivedAt: number;
+  /** The status the server answered with. */
+  status?: number;
 }
+
+/** Picks the reply for a request (`index` counts from 0); undefined falls back to the scripted queue. */
+export type Responder = (request: RecordedRequest, index: number) => ScriptedReply | undefined;
 
 export interface ScriptedLlm {
   /** Base URL ending in /v1 (for the OpenAI client; the Anthropic adapter accepts it too). */
@@ -31,6 +40,8 @@ export interface ScriptedLlm {
   origin: string;
   requests: RecordedRequest[];
   push(...replies: ScriptedReply[]): void;
+  /** Sets (or, with undefined, removes) the responder consulted before the scripted queue. */
+  respond(responder: Responder | undefined): void;
   /** Scripted replies not yet used. */
   pending(): number;
   close(): Promise<void>;
@@ -44,8 +55,9 @@ export interface UsageCounts {
 const DEFAULT_USAGE: UsageCounts = { inputTokens: 10, outputTokens: 5 };
 let sequence = 0;
 
-export async function startScriptedLlm(script: ScriptedReply[] = []): Promise<ScriptedLlm> {
-  const queue = [...script];
+export async function startScriptedLlm(script: ScriptedReply[] | Responder = []): Promise<ScriptedLlm> {
+  const queue = typeof script === 'function' ? [] : [...script];
+  let responder = typeof script === 'function' ? script : undefined;
   const requests: RecordedRequest[] = [];
   const timers = new Set<NodeJS.Timeout>();
 
@@ -61,14 +73,31 @@ export async function startScriptedLlm(script: ScriptedReply[] = []): Promise<Sc
         // keep the raw text
       }
       const path = req.url ?? '/';
-      requests.push({ method: req.method ?? 'GET', path, headers: req.headers, body });
-      const reply = queue.shift() ?? {
+      const recorded: RecordedRequest = {
+        method: req.method ?? 'GET',
+        path,
+        headers: req.headers,
+        body,
+        receivedAt: Date.now(),
+      };
+      requests.push(recorded);
+      let reply: ScriptedReply | undefined;
+      try {
+        reply = responder?.(recorded, requests.length - 1);
+      } catch (err) {
+        reply = {
+          status: 500,
+          body: errorBody(`scripted-llm: the responder threw: ${String(err)}`, 'responder_error'),
+        };
+      }
+      reply ??= queue.shift() ?? {
         status: 500,
         body: errorBody(
           `scripted-llm: no reply scripted for request #${requests.length} (${req.method} ${path})`,
           'scripted_llm_exhausted',
         ),
       };
+      recorded.status = reply.status;
       if (reply.delayMs) {
         const timer = setTimeout(() => {
           timers.delete(timer);
@@ -93,6 +122,7 @@ export async function startScriptedLlm(script: ScriptedReply[] = []): Promise<Sc
     origin,
     requests,
     push: (...replies) => void queue.push(...replies),
+    respond: (fn) => void (responder = fn),
     pending: () => queue.length,
     close: () =>
       new Promise<void>((resolve, reject) => {
@@ -115,6 +145,39 @@ function send(res: ServerResponse, reply: ScriptedReply): void {
   const payload = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
   res.end(payload);
+}
+
+/** The parts of an OpenAI chat-completions request a responder usually needs. */
+export interface ChatRequestView {
+  system: string;
+  /** The user messages, joined by blank lines. */
+  user: string;
+  /** Names of the tools offered. */
+  tools: string[];
+  model: string | undefined;
+}
+
+/** Reads an OpenAI chat-completions request body (other bodies give empty fields). */
+export function chatRequestOf(request: Pick<RecordedRequest, 'body'>): ChatRequestView {
+  const body = (request.body !== null && typeof request.body === 'object' ? request.body : {}) as {
+    model?: unknown;
+    messages?: { role?: unknown; content?: unknown }[];
+    tools?: { function?: { name?: unknown } }[];
+  };
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  const text = (role: string) =>
+    messages
+      .filter((m) => m.role === role && typeof m.content === 'string')
+      .map((m) => m.content as string)
+      .join('\n\n');
+  return {
+    system: text('system'),
+    user: text('user'),
+    tools: (Array.isArray(body.tools) ? body.tools : []).flatMap((t) =>
+      typeof t.function?.name === 'string' ? [t.function.name] : [],
+    ),
+    model: typeof body.model === 'string' ? body.model : undefined,
+  };
 }
 
 /** An error body both SDKs read a message from. */

@@ -18,7 +18,8 @@ import {
   CancellationScope,
   condition,
   executeChild,
-  getExternalWorkflowHandle,
+  startChild,
+  type ChildWorkflowHandle,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -144,7 +145,7 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
   let pendingApproval: PendingApproval | undefined;
   let decision: (ApprovalDecision & { decision: 'approve' | 'reject' }) | undefined;
   let attempts = 0;
-  let activeExecution: string | undefined;
+  let activeExecution: ChildWorkflowHandle<typeof executionWorkflow> | undefined;
   let cancelRequest: { by: string; reason?: string } | undefined;
   const root = new CancellationScope();
   // Set by message handlers while the pipeline awaits: read through functions so narrowing does not go stale.
@@ -186,10 +187,7 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
   const forwardToExecution = async (
     signal: typeof executionPauseSignal | typeof executionResumeSignal,
   ): Promise<void> => {
-    if (activeExecution)
-      await getExternalWorkflowHandle(activeExecution)
-        .signal(signal)
-        .catch(() => undefined);
+    await activeExecution?.signal(signal);
   };
   setHandler(pauseSignal, async ({ by }) => {
     if (progress.paused || ['completed', 'failed', 'canceled'].includes(progress.status)) return;
@@ -362,6 +360,7 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
       const exceeded = overBudget();
       if (exceeded) return finish('failed', `budget exhausted while planning: ${exceeded}`);
       spec = plan.spec;
+      const gateSpecs = plan.spec.gates;
       result.specRef = plan.specRef;
       result.artifacts.push({ name: 'spec', ...plan.specRef });
       progress.planHash = plan.planHash;
@@ -439,10 +438,9 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
         await whenRunning();
         setStatus(executions ? 'refining' : 'executing', executions ? 'refining the change' : 'executing the plan', 30);
         const executionId = executionWorkflowId(info.workflowId, ++executions);
-        activeExecution = executionId;
         let exec: ExecutionResult;
         try {
-          exec = await executeChild(executionWorkflow, {
+          const child = await startChild(executionWorkflow, {
             workflowId: executionId,
             args: [
               {
@@ -468,10 +466,13 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
             ],
             memo: { tenantId: input.tenantId, taskId: input.id },
           });
+          // From here pause/resume reach the child; a pause that arrived while it was starting is passed on now.
+          activeExecution = child;
+          if (progress.paused) await child.signal(executionPauseSignal);
+          exec = await child.result();
         } finally {
           activeExecution = undefined;
         }
-        if (progress.paused) await forwardToExecution(executionPauseSignal);
         result.steps.push(...exec.steps);
         result.gates = exec.gates;
         result.evaluations = exec.evaluations;
@@ -496,7 +497,14 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
           diffRef: exec.diff.diffRef,
           commands: plan.commands,
           budget: { maxFiles: budget.max_files, maxLoc: budget.max_loc },
-          gates: exec.evaluations.map((e) => ({ gate: e.gate, status: e.status, reason: e.reason })),
+          gates: exec.evaluations.map((e) => {
+            const covers = gateSpecs.find((g) => g.name === e.gate)?.covers ?? [];
+            return {
+              gate: e.gate,
+              status: e.status,
+              reason: covers.length ? `${e.reason}; covers ${covers.join(' ')}` : e.reason,
+            };
+          }),
           activeWaivers,
           subjectHash: exec.diff.diffRef.sha256,
         });

@@ -65,6 +65,11 @@ export const GateSchema = z
     kind: GateKindSchema.optional(),
     /** The coverage or mutation report the gate's command writes, relative to the workspace. */
     report: RelativePath.optional(),
+    /** Acceptance criteria (A1, A2, …) this gate's passing demonstrates; the quality judge checks every one is covered. */
+    covers: z
+      .array(z.string().regex(/^A\d+$/, 'acceptance ids look like A1'))
+      .max(100)
+      .optional(),
   })
   .strict();
 export type Gate = z.infer<typeof GateSchema>;

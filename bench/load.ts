@@ -1,0 +1,149 @@
+/**
+ * The load phase: N tasks posted at once through POST /api/v1/tasks, each on its own copy of samples/calculator
+ * (the spec comes from the sample's .caws/working-spec.yaml), then each followed with GET /api/v1/tasks/:id until it
+ * reaches a final state or the deadline passes.
+ *
+ * End-to-end time is the workflow's close time (as the API reports it, from the Temporal server on this machine)
+ * minus the moment the client started the POST; polling only detects the end, so the poll interval does not inflate it.
+ */
+import type { Client } from '@temporalio/client';
+import type { TaskResult } from '../workflows/task/definitions.js';
+
+interface TaskView {
+  id: string;
+  status: string;
+  temporalStatus: string;
+  step?: string;
+  result?: TaskResult;
+  failure?: string;
+  startedAt?: string;
+  closedAt?: string;
+}
+
+export interface TaskSample {
+  index: number;
+  id?: string;
+  workflowId?: string;
+  postStatus: number;
+  postMs: number;
+  /** Client clock (epoch ms) when the POST started. */
+  submittedAt: number;
+  /** Server close time of the task's workflow (epoch ms). */
+  closedAt?: number;
+  /** closedAt − submittedAt. */
+  e2eMs?: number;
+  /** When polling saw the final state, minus submittedAt. */
+  observedMs?: number;
+  status: string;
+  temporalStatus?: string;
+  lastStep?: string;
+  reason?: string;
+  getMs: number[];
+  /** GETs that failed while the task ran (the task is still followed). */
+  getErrors: string[];
+  councilSessions: string[];
+  error?: string;
+}
+
+export interface LoadOptions {
+  apiUrl: string;
+  workspaces: string[];
+  pollMs: number;
+  timeoutMs: number;
+}
+
+const FINAL = new Set(['completed', 'failed', 'canceled']);
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const t0 = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - t0 };
+}
+
+async function followTask(opts: LoadOptions, index: number, deadline: number): Promise<TaskSample> {
+  const workspace = opts.workspaces[index]!;
+  const submittedAt = Date.now();
+  const post = await timed(async () => {
+    const res = await fetch(`${opts.apiUrl}/api/v1/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-correlation-id': `bench-${process.pid}-${index}` },
+      body: JSON.stringify({ title: `Bench task ${index + 1}: fix average()`, workspace }),
+    });
+    return { status: res.status, body: (await res.json()) as { id?: string; workflowId?: string; detail?: string } };
+  });
+  const sample: TaskSample = {
+    index,
+    id: post.value.body.id,
+    workflowId: post.value.body.workflowId,
+    postStatus: post.value.status,
+    postMs: post.ms,
+    submittedAt,
+    status: 'not_submitted',
+    getMs: [],
+    getErrors: [],
+    councilSessions: [],
+  };
+  if (post.value.status !== 202 || !sample.id) {
+    sample.error = `POST answered ${post.value.status}: ${post.value.body.detail ?? JSON.stringify(post.value.body)}`;
+    return sample;
+  }
+  sample.status = 'pending';
+  for (;;) {
+    await new Promise((r) => setTimeout(r, opts.pollMs));
+    try {
+      const get = await timed(async () => {
+        const res = await fetch(`${opts.apiUrl}/api/v1/tasks/${encodeURIComponent(sample.id!)}`);
+        if (res.status !== 200) throw new Error(`GET answered ${res.status}: ${await res.text()}`);
+        return (await res.json()) as TaskView;
+      });
+      sample.getMs.push(get.ms);
+      const view = get.value;
+      sample.status = view.status;
+      sample.temporalStatus = view.temporalStatus;
+      sample.lastStep = view.step ?? sample.lastStep;
+      if (FINAL.has(view.status) && view.temporalStatus !== 'RUNNING') {
+        sample.observedMs = Date.now() - submittedAt;
+        if (view.closedAt) {
+          sample.closedAt = Date.parse(view.closedAt);
+          sample.e2eMs = sample.closedAt - submittedAt;
+        }
+        sample.reason = view.result?.reason ?? view.failure;
+        sample.councilSessions = (view.result?.verdicts ?? []).map((v) => v.sessionId);
+        return sample;
+      }
+    } catch (err) {
+      sample.getErrors.push((err as Error).message);
+    }
+    if (Date.now() > deadline) {
+      sample.error ??= `no final state within the deadline (last status ${sample.status})`;
+      return sample;
+    }
+  }
+}
+
+export interface LoadResult {
+  samples: TaskSample[];
+  firstSubmitAt: number;
+  lastSubmitAt: number;
+}
+
+export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
+  // Every POST starts in this synchronous loop, so they are all in flight together; the deadline counts from here.
+  const deadline = Date.now() + opts.timeoutMs;
+  const samples = await Promise.all(opts.workspaces.map((_, i) => followTask(opts, i, deadline)));
+  return {
+    samples,
+    firstSubmitAt: Math.min(...samples.map((s) => s.submittedAt)),
+    lastSubmitAt: Math.max(...samples.map((s) => s.submittedAt)),
+  };
+}
+
+/** Wall time of each council session a task ran (server start → close), from Temporal. */
+export async function councilSessionDurations(client: Client, sessionIds: string[]): Promise<number[]> {
+  const out: number[] = [];
+  for (const id of sessionIds) {
+    const d = await client.workflow.getHandle(id).describe();
+    if (d.closeTime) out.push(d.closeTime.getTime() - d.startTime.getTime());
+  }
+  return out;
+}

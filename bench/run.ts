@@ -1,0 +1,324 @@
+/**
+ * The benchmark: one run measures, on this machine, what the product documents claim.
+ *
+ *   node --import tsx bench/run.ts [--tasks 34] [--council-runs 10] [--seed 42] [--poll-ms 1000] [--timeout-s 240]
+ *   npm run bench -- --tasks 10
+ *
+ * 1. Load: its own Temporal dev server, a scratch database, every worker pool in one child process (workers/main.ts),
+ *    the API in-process; N tasks posted concurrently, each on a fresh copy of samples/calculator, followed to a final
+ *    state over HTTP. Throughput, end-to-end latency, POST/GET latency, and where the time went (histories).
+ * 2. Council: four judges of seeded, realistic latency as parallel versus sequential activities (bench workflows on a
+ *    bench worker), K times each; then the real councilDeliberationWorkflow on the sample's diff, K times.
+ * Prints "metric | measured here | product claim" and writes every raw figure as JSON to the OS temp dir.
+ * Exit code 0 when everything ran and every task completed; 1 otherwise (the table is still printed).
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { PROJECT_ROOT } from '../common/config.js';
+import { runCouncilBench, runRealCouncil, type CouncilBenchResult, type RealCouncilRun } from './council.js';
+import { collectSpans, type Spans } from './history.js';
+import { councilSessionDurations, runLoad, type LoadResult } from './load.js';
+import { Cleanup, sampleFixDiff, sampleRepo, startBenchStack, type BenchStack } from './stack.js';
+import { mean, quantile, summarize } from './stats.js';
+
+const CLAIMS = {
+  tasksPerMin: 33.7,
+  concurrentTasks: 34,
+  postP95Ms: 500,
+  councilSpeedup: 3,
+};
+
+const { values: args } = parseArgs({
+  options: {
+    tasks: { type: 'string', default: '34' },
+    'council-runs': { type: 'string', default: '10' },
+    seed: { type: 'string', default: '42' },
+    'poll-ms': { type: 'string', default: '1000' },
+    'timeout-s': { type: 'string', default: '240' },
+    'judge-min-ms': { type: 'string', default: '300' },
+    'judge-max-ms': { type: 'string', default: '900' },
+  },
+  strict: true,
+});
+const int = (name: keyof typeof args, min: number): number => {
+  const v = Number(args[name]);
+  if (!Number.isInteger(v) || v < min) throw new Error(`--${name} must be an integer >= ${min} (got ${args[name]})`);
+  return v;
+};
+const opts = {
+  tasks: int('tasks', 1),
+  councilRuns: int('council-runs', 1),
+  seed: int('seed', 0),
+  pollMs: int('poll-ms', 50),
+  timeoutS: int('timeout-s', 1),
+  judgeMinMs: int('judge-min-ms', 0),
+  judgeMaxMs: int('judge-max-ms', 0),
+};
+if (opts.judgeMaxMs < opts.judgeMinMs) throw new Error('--judge-max-ms must be >= --judge-min-ms');
+
+const outDir = path.join(os.tmpdir(), 'agency-bench');
+const began = performance.now();
+const progress = (line: string): void =>
+  void process.stderr.write(`[bench +${((performance.now() - began) / 1000).toFixed(1)}s] ${line}\n`);
+
+const machine = {
+  cpus: os.cpus().length,
+  cpuModel: os.cpus()[0]?.model ?? 'unknown',
+  memGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+  loadAvgAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
+  node: process.version,
+  platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+};
+
+const ms = (v: number): string => (Number.isFinite(v) ? `${Math.round(v)} ms` : 'n/a');
+const sec = (v: number): string => (Number.isFinite(v) ? `${(v / 1000).toFixed(1)} s` : 'n/a');
+const x = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)}x` : 'n/a');
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('-|-'), ...rows.map(line)].join('\n');
+}
+
+const problems: string[] = [];
+const cleanup = new Cleanup();
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    progress(`${signal}: stopping what the bench started`);
+    void cleanup.run().finally(() => process.exit(130));
+  });
+}
+
+let stack: BenchStack | undefined;
+let load: LoadResult | undefined;
+let loadSessionsMs: number[] = [];
+let spans: Spans | undefined;
+let councilBench: CouncilBenchResult | undefined;
+let realCouncil: RealCouncilRun[] = [];
+
+try {
+  await mkdir(outDir, { recursive: true });
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'agency-bench-samples-'));
+  cleanup.defer('remove sample repositories', () => rm(scratch, { recursive: true, force: true }));
+
+  stack = await startBenchStack(
+    {
+      adminUrl: process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+      logDir: path.join(outDir, 'logs'),
+      progress,
+    },
+    cleanup,
+  );
+  progress(
+    `stack up in ${sec(stack.startupMs)}: Temporal ${stack.temporalAddress}, API ${stack.apiUrl}, workers pid ${stack.workerPid}`,
+  );
+
+  progress(`preparing ${opts.tasks} sample repositories (not timed)`);
+  const workspaces: string[] = [];
+  for (let i = 0; i < opts.tasks; i += 4) {
+    workspaces.push(
+      ...(await Promise.all(Array.from({ length: Math.min(4, opts.tasks - i) }, () => sampleRepo(scratch)))),
+    );
+  }
+
+  progress(
+    `load: posting ${opts.tasks} tasks concurrently, polling each every ${opts.pollMs} ms (deadline ${opts.timeoutS} s)`,
+  );
+  load = await runLoad({ apiUrl: stack.apiUrl, workspaces, pollMs: opts.pollMs, timeoutMs: opts.timeoutS * 1000 });
+  const done = load.samples.filter((s) => s.status === 'completed').length;
+  progress(`load: ${done}/${opts.tasks} completed`);
+
+  progress('reading the histories of the tasks and their children');
+  const ended = load.samples.filter((s) => s.closedAt !== undefined && s.workflowId);
+  spans = await collectSpans(
+    stack.client,
+    ended.map((s) => s.workflowId!),
+  );
+  loadSessionsMs = await councilSessionDurations(
+    stack.client,
+    load.samples.flatMap((s) => s.councilSessions),
+  );
+
+  progress(`council bench: parallel vs sequential, ${opts.councilRuns} runs each (+1 warm-up pair)`);
+  councilBench = await runCouncilBench(stack.client, stack.benchQueue, {
+    runs: opts.councilRuns,
+    seed: opts.seed,
+    lo: opts.judgeMinMs,
+    hi: opts.judgeMaxMs,
+  });
+
+  progress(`real councilDeliberationWorkflow on the sample's diff, ${opts.councilRuns} runs (offline judges)`);
+  const diff = await sampleFixDiff(scratch);
+  const specYaml = await readFile(
+    path.join(PROJECT_ROOT, 'samples', 'calculator', '.caws', 'working-spec.yaml'),
+    'utf8',
+  );
+  realCouncil = await runRealCouncil(stack.apiUrl, stack.client, { runs: opts.councilRuns, diff, specYaml });
+} catch (err) {
+  problems.push(`the bench stopped: ${(err as Error).stack ?? String(err)}`);
+} finally {
+  if (!interrupted) {
+    progress('stopping the API, workers, Temporal; dropping the database');
+    for (const e of await cleanup.run()) problems.push(`cleanup: ${e}`);
+  }
+}
+
+// ---- figures ------------------------------------------------------------------------------------------------------
+const samples = load?.samples ?? [];
+const completed = samples.filter((s) => s.status === 'completed');
+const failed = samples.filter((s) => s.status === 'failed' || s.status === 'canceled');
+const unfinished = samples.filter((s) => !['completed', 'failed', 'canceled'].includes(s.status));
+const firstSubmit = load?.firstSubmitAt ?? Number.NaN;
+const lastCompletion = Math.max(...completed.map((s) => s.closedAt ?? Number.NaN));
+const wallMs = completed.length ? lastCompletion - firstSubmit : Number.NaN;
+const tasksPerMin = completed.length && wallMs > 0 ? completed.length / (wallMs / 60_000) : Number.NaN;
+const e2e = summarize(completed.map((s) => s.e2eMs ?? Number.NaN).filter(Number.isFinite));
+const post = summarize(samples.map((s) => s.postMs));
+const get = summarize(samples.flatMap((s) => s.getMs));
+const sessions = summarize(loadSessionsMs);
+const it = councilBench?.iterations ?? [];
+const par = summarize(it.map((i) => i.parallelMs));
+const seq = summarize(it.map((i) => i.sequentialMs));
+const speedup = seq.mean / par.mean;
+const pairedSpeedup = quantile(
+  it.map((i) => i.sequentialMs / i.parallelMs),
+  0.5,
+);
+const idealSpeedup =
+  mean(it.map((i) => i.latenciesMs.reduce((a, b) => a + b, 0))) / mean(it.map((i) => Math.max(...i.latenciesMs)));
+const realOk = realCouncil.filter((r) => r.workflowMs !== undefined);
+const real = summarize(realOk.map((r) => r.workflowMs!));
+const realHttp = summarize(realOk.map((r) => r.httpMs));
+
+for (const s of samples) {
+  if (s.postStatus !== 202) problems.push(`task ${s.index + 1}: ${s.error}`);
+  else if (s.status !== 'completed')
+    problems.push(`task ${s.id}: ${s.status}${s.reason ? ` (${s.reason})` : ''}${s.error ? `: ${s.error}` : ''}`);
+}
+for (const r of realCouncil) if (r.error) problems.push(`real council: ${r.error}`);
+if (councilBench && it.length !== opts.councilRuns) problems.push('council bench: fewer iterations than asked');
+
+const rows: string[][] = [
+  [
+    'Tasks submitted concurrently (POST at once)',
+    `${samples.length}: ${completed.length} completed, ${failed.length} failed, ${unfinished.length} unfinished`,
+    `${CLAIMS.concurrentTasks} concurrent tasks`,
+  ],
+  [
+    'Throughput (completed / first submit→last completion)',
+    `${Number.isFinite(tasksPerMin) ? tasksPerMin.toFixed(1) : 'n/a'} tasks/min (${x(tasksPerMin / CLAIMS.tasksPerMin)} the claim), wall ${sec(wallMs)}`,
+    `${CLAIMS.tasksPerMin} tasks/min`,
+  ],
+  [
+    'Task end-to-end p50 / p95 / max (POST→workflow closed)',
+    `${sec(e2e.p50)} / ${sec(e2e.p95)} / ${sec(e2e.max)}`,
+    '-',
+  ],
+  [
+    `POST /api/v1/tasks p50 / p95 / max (${post.n} concurrent)`,
+    `${ms(post.p50)} / ${ms(post.p95)} / ${ms(post.max)} -> ${post.p95 < CLAIMS.postP95Ms ? 'meets' : 'misses'} p95 < ${CLAIMS.postP95Ms} ms`,
+    `p95 < ${CLAIMS.postP95Ms} ms`,
+  ],
+  [`GET /api/v1/tasks/:id p50 / p95 under load (${get.n} polls)`, `${ms(get.p50)} / ${ms(get.p95)}`, '-'],
+  [`Council sessions inside the tasks p50 / p95 (${sessions.n})`, `${ms(sessions.p50)} / ${ms(sessions.p95)}`, '-'],
+  [`Council bench, 4 judges parallel mean / p95 (${par.n} runs)`, `${ms(par.mean)} / ${ms(par.p95)}`, '-'],
+  [`Council bench, 4 judges sequential mean / p95 (${seq.n} runs)`, `${ms(seq.mean)} / ${ms(seq.p95)}`, '-'],
+  [
+    'Council speed-up, sequential / parallel (mean; paired median)',
+    `${x(speedup)}; ${x(pairedSpeedup)} (${x(speedup / CLAIMS.councilSpeedup)} the claim)`,
+    `${CLAIMS.councilSpeedup}x`,
+  ],
+  ['  ideal for these latencies (mean sum / mean max, computed)', x(idealSpeedup), '-'],
+  [
+    `Real councilDeliberation, idle, offline judges mean / p95 (${real.n})`,
+    `${ms(real.mean)} / ${ms(real.p95)} (POST /council/review ${ms(realHttp.mean)} mean)`,
+    '-',
+  ],
+];
+
+const spanRows = Object.entries(spans?.byType ?? {})
+  .sort((a, b) => mean(b[1].runMs) * b[1].runMs.length - mean(a[1].runMs) * a[1].runMs.length)
+  .map(([type, s]) => [
+    type,
+    String(s.runMs.length),
+    `${ms(quantile(s.waitMs, 0.5))} / ${ms(quantile(s.waitMs, 0.95))}`,
+    `${ms(quantile(s.runMs, 0.5))} / ${ms(quantile(s.runMs, 0.95))}`,
+  ]);
+
+const out: string[] = [];
+out.push('');
+out.push(`Agent Agency benchmark — ${new Date().toISOString()}`);
+out.push(
+  `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memGiB} GiB, node ${machine.node}, ${machine.platform}, load avg at start ${machine.loadAvgAtStart.join(' ')}`,
+);
+out.push(
+  `setup: Temporal dev server (headless, SQLite) + PostgreSQL scratch DB; all six worker pools in one child process (workers/main.ts); API in the bench process; LLM_PROVIDER=offline; COUNCIL_CONSENSUS_TIMEOUT ${stack?.config.COUNCIL_CONSENSUS_TIMEOUT ?? '?'} ms`,
+);
+out.push(
+  `judge latencies: seed ${opts.seed}, uniform ${opts.judgeMinMs}-${opts.judgeMaxMs} ms; percentiles by linear interpolation`,
+);
+out.push('');
+out.push(table(['metric', 'measured here', 'product claim'], rows));
+if (spanRows.length) {
+  out.push('');
+  out.push(
+    `where the time went in the load phase (${spans?.workflows} workflow histories; wait = scheduled→started, run = started→completed):`,
+  );
+  out.push(table(['activity type', 'n', 'queue wait p50 / p95', 'run p50 / p95'], spanRows));
+}
+const jsonPath = path.join(outDir, 'latest.json');
+const raw = {
+  at: new Date().toISOString(),
+  options: opts,
+  machine,
+  claims: CLAIMS,
+  stack: stack && { temporalAddress: stack.temporalAddress, startupMs: stack.startupMs, logDir: stack.logDir },
+  load: {
+    firstSubmitAt: firstSubmit,
+    lastCompletionAt: lastCompletion,
+    wallMs,
+    tasksPerMin,
+    completed: completed.length,
+    failed: failed.length,
+    unfinished: unfinished.length,
+    e2eMs: e2e,
+    postMs: post,
+    getMs: get,
+    councilSessionsMs: { summary: sessions, values: loadSessionsMs },
+    samples,
+  },
+  spans:
+    spans &&
+    Object.fromEntries(
+      Object.entries(spans.byType).map(([k, v]) => [k, { wait: summarize(v.waitMs), run: summarize(v.runMs) }]),
+    ),
+  councilBench: councilBench && {
+    ...councilBench,
+    parallel: par,
+    sequential: seq,
+    speedup,
+    pairedSpeedup,
+    idealSpeedup,
+  },
+  realCouncil: { summary: real, http: realHttp, runs: realCouncil },
+  problems,
+};
+try {
+  await writeFile(jsonPath, JSON.stringify(raw, null, 2));
+  out.push('');
+  out.push(`raw figures: ${jsonPath}; logs: ${path.join(outDir, 'logs')}`);
+} catch (err) {
+  problems.push(`could not write ${jsonPath}: ${(err as Error).message}`);
+}
+if (problems.length) {
+  out.push('');
+  out.push(`PROBLEMS (${problems.length}):`);
+  for (const p of problems.slice(0, 20)) out.push(`  - ${p}`);
+  if (problems.length > 20) out.push(`  … and ${problems.length - 20} more in ${jsonPath}`);
+}
+process.stdout.write(`${out.join('\n')}\n`);
+process.exitCode = problems.length ? 1 : 0;

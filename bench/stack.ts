@@ -1,0 +1,243 @@
+/**
+ * The platform as the benchmark runs it: its own headless Temporal dev server on a free port (state in a temp dir),
+ * a scratch database agency_bench_<pid> (dropped at the end), every worker pool in ONE child process running
+ * workers/main.ts (as `npm run worker` does, so the API and the workers do not share an event loop), the API
+ * in-process on a free port, and a bench worker in-process on its own task queue for the council bench.
+ *
+ * Everything started is registered with a Cleanup and stopped in reverse order, also when start-up fails half-way.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { cp, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import pg from 'pg';
+import { pino, type Logger } from 'pino';
+import { createLazyTemporalClient, startServer, stopServer } from '../api/server.js';
+import { ALL_POOLS, loadConfig, PROJECT_ROOT, type Config } from '../common/config.js';
+import { createDb, migrate } from '../common/db.js';
+import { startDevServer } from '../temporal/dev-server.js';
+import { queueFor } from '../temporal/task-queues.js';
+import { freePort } from '../test/helpers/ports.js';
+import { installRuntime } from '../workers/runtime.js';
+import { createBenchActivities } from './council-bench.activities.js';
+
+const run = promisify(execFile);
+const { TaskQueueType, TaskQueueKind } = proto.temporal.api.enums.v1;
+
+/** Stops what was started, last first; collects errors instead of stopping at the first. */
+export class Cleanup {
+  private readonly steps: { name: string; fn: () => Promise<unknown> }[] = [];
+  defer(name: string, fn: () => Promise<unknown>): void {
+    this.steps.push({ name, fn });
+  }
+  async run(): Promise<string[]> {
+    const errors: string[] = [];
+    while (this.steps.length) {
+      const step = this.steps.pop()!;
+      try {
+        await step.fn();
+      } catch (err) {
+        errors.push(`${step.name}: ${(err as Error).message}`);
+      }
+    }
+    return errors;
+  }
+}
+
+export interface BenchStack {
+  temporalAddress: string;
+  databaseUrl: string;
+  config: Config;
+  apiUrl: string;
+  /** A client of the bench's own (not the API's), for describes, histories and the council bench. */
+  client: Client;
+  benchQueue: string;
+  workerPid: number;
+  logDir: string;
+  startupMs: number;
+}
+
+export interface StackOptions {
+  adminUrl: string;
+  logDir: string;
+  progress: (line: string) => void;
+}
+
+function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function tail(file: string, chars = 3000): Promise<string> {
+  return (await readFile(file, 'utf8').catch(() => '')).slice(-chars);
+}
+
+/** Waits until every pool of the worker child polls its queue (the server lists it as a poller). */
+async function waitForPollers(client: Client, child: ChildProcess, logFile: string, timeoutMs = 180_000) {
+  const queues = ALL_POOLS.map((pool) => ({
+    name: queueFor(pool, ''),
+    type: pool === 'orchestration' ? TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW : TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+  }));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`the worker process exited during start-up; its log ends with:\n${await tail(logFile)}`);
+    const polled = await Promise.all(
+      queues.map(async (q) => {
+        const res = await client.workflowService.describeTaskQueue({
+          namespace: client.options.namespace,
+          taskQueue: { name: q.name, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+          taskQueueType: q.type,
+        });
+        return res.pollers.length > 0;
+      }),
+    );
+    if (polled.every(Boolean)) return;
+    if (Date.now() > deadline)
+      throw new Error(`the worker process did not poll every queue within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Promise<BenchStack> {
+  const began = performance.now();
+  const { progress, logDir } = opts;
+  await mkdir(logDir, { recursive: true });
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'agency-bench-state-'));
+  cleanup.defer('remove state dir', () => rm(stateDir, { recursive: true, force: true }));
+
+  progress('starting a headless Temporal dev server on a free port');
+  const server = await startDevServer({ port: await freePort(), ui: false, namespace: 'agency', stateDir });
+  cleanup.defer('stop Temporal dev server', () => server.stop());
+
+  const dbName = `agency_bench_${process.pid}`;
+  const databaseUrl = new URL(opts.adminUrl);
+  databaseUrl.pathname = `/${dbName}`;
+  progress(`creating and migrating database ${dbName}`);
+  await dropDatabase(opts.adminUrl, dbName);
+  cleanup.defer(`drop database ${dbName}`, () => dropDatabase(opts.adminUrl, dbName));
+  await migrate(databaseUrl.toString());
+
+  const env: Record<string, string> = {
+    TEMPORAL_ADDRESS: server.address,
+    TEMPORAL_NAMESPACE: 'agency',
+    DATABASE_URL: databaseUrl.toString(),
+    AGENCY_HOME: path.join(stateDir, 'home'),
+    WORKSPACES_DIR: path.join(stateDir, 'workspaces'),
+    WORKER_SHUTDOWN_GRACE: '2s',
+    LOG_LEVEL: 'warn',
+  };
+  const config = loadConfig(env);
+
+  progress('starting every worker pool in one child process (workers/main.ts)');
+  const workerLog = path.join(logDir, 'workers.log');
+  const logHandle = await open(workerLog, 'w');
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')], {
+    cwd: PROJECT_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', logHandle.fd, logHandle.fd],
+  });
+  await logHandle.close();
+  cleanup.defer('stop worker process', async () => {
+    child.kill('SIGTERM');
+    if (!(await waitExit(child, 20_000))) {
+      child.kill('SIGKILL');
+      await waitExit(child, 5_000);
+    }
+  });
+
+  const clientConnection = await Connection.connect({ address: server.address });
+  cleanup.defer('close bench client', () => clientConnection.close());
+  const client = new Client({ connection: clientConnection, namespace: 'agency' });
+
+  // The bench worker (council bench workflows + slowJudge) bundles while the worker child bundles the platform's.
+  const sdkLog: Logger = pino({ level: 'warn' }, pino.destination({ dest: path.join(logDir, 'bench-sdk.log') }));
+  installRuntime(sdkLog);
+  const benchQueue = `bench-council-${process.pid}`;
+  const nativeConnection = await NativeConnection.connect({ address: server.address });
+  cleanup.defer('close bench worker connection', () => nativeConnection.close());
+  const [benchWorker] = await Promise.all([
+    Worker.create({
+      connection: nativeConnection,
+      namespace: 'agency',
+      taskQueue: benchQueue,
+      workflowsPath: path.join(PROJECT_ROOT, 'bench', 'council-bench.workflows.ts'),
+      activities: createBenchActivities(),
+      maxConcurrentActivityTaskExecutions: 20,
+      shutdownGraceTime: '2s',
+    }),
+    waitForPollers(client, child, workerLog),
+  ]);
+  const benchRunning = benchWorker.run();
+  cleanup.defer('stop bench worker', async () => {
+    if (benchWorker.getState() === 'RUNNING') benchWorker.shutdown();
+    await benchRunning;
+  });
+
+  progress('starting the API in-process on a free port');
+  const apiLog: Logger = pino({ level: 'warn' }, pino.destination({ dest: path.join(logDir, 'api.log') }));
+  const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
+  cleanup.defer('close API database pool', () => db.end());
+  const temporal = await createLazyTemporalClient(config);
+  cleanup.defer('close API Temporal connection', () => temporal.connection.close());
+  const api: Server = await startServer({ temporal, db, config, log: apiLog }, 0, '127.0.0.1');
+  cleanup.defer('stop API', () => stopServer(api));
+  const { port } = api.address() as { port: number };
+
+  return {
+    temporalAddress: server.address,
+    databaseUrl: databaseUrl.toString(),
+    config,
+    apiUrl: `http://127.0.0.1:${port}`,
+    client,
+    benchQueue,
+    workerPid: child.pid ?? -1,
+    logDir,
+    startupMs: performance.now() - began,
+  };
+}
+
+/** A fresh git repository holding a copy of samples/<name> (as test/helpers/stack.ts sampleRepo does). */
+export async function sampleRepo(parent: string, name = 'calculator'): Promise<string> {
+  const dir = await mkdtemp(path.join(parent, `${name}-`));
+  await cp(path.join(PROJECT_ROOT, 'samples', name), dir, { recursive: true });
+  const git = (...args: string[]): Promise<unknown> =>
+    run('git', ['-c', 'user.name=bench', '-c', 'user.email=bench@example.com', ...args], { cwd: dir });
+  await git('init', '--quiet', '--initial-branch=main');
+  await git('add', '.');
+  await git('commit', '--quiet', '-m', 'sample');
+  return dir;
+}
+
+/** The sample's fix as a unified diff, made by git in a scratch copy: the diff the result-phase council judges. */
+export async function sampleFixDiff(parent: string): Promise<string> {
+  const dir = await sampleRepo(parent);
+  const file = path.join(dir, 'src', 'calculator.js');
+  const before = await readFile(file, 'utf8');
+  const after = before.replace('return sum(values) / (values.length - 1);', 'return sum(values) / values.length;');
+  if (after === before) throw new Error('samples/calculator no longer contains the line its spec fixes');
+  await writeFile(file, after);
+  const { stdout } = await run('git', ['diff'], { cwd: dir });
+  return stdout;
+}

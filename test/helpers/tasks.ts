@@ -1,0 +1,79 @@
+/** HTTP helpers for task tests: submit, read, wait for a state, and small working-spec builders. */
+import type { TaskProgress, TaskResult } from '../../workflows/task/definitions.js';
+import { eventually, json } from './stack.js';
+
+export interface TaskView {
+  id: string;
+  workflowId: string;
+  status: string;
+  temporalStatus: string;
+  progress?: TaskProgress;
+  result?: TaskResult;
+  failure?: string;
+}
+
+export function taskClient(baseUrl: () => string) {
+  const request = (method: string, url: string, body?: unknown): Promise<Response> =>
+    fetch(`${baseUrl()}${url}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  const post = (url: string, body: unknown = {}): Promise<Response> => request('POST', url, body);
+  const get = (url: string): Promise<Response> => request('GET', url);
+  const task = async (id: string): Promise<TaskView> => json<TaskView>(await get(`/api/v1/tasks/${id}`));
+
+  return {
+    post,
+    get,
+    task,
+    async submit(body: Record<string, unknown>): Promise<string> {
+      const res = await post('/api/v1/tasks', body);
+      const payload = await json<{ id: string }>(res);
+      if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${JSON.stringify(payload)}`);
+      return payload.id;
+    },
+    /** Waits until the task is in `status` (as the workflow reports it). */
+    waitFor(id: string, status: string, timeoutMs = 60_000): Promise<TaskView> {
+      return eventually(
+        async () => {
+          const t = await task(id);
+          return t.status === status ? t : undefined;
+        },
+        { timeoutMs, what: `task ${id} to be ${status}` },
+      );
+    },
+    /** Waits until the workflow has closed and returns its final view. */
+    finished(id: string, timeoutMs = 90_000): Promise<TaskView> {
+      return eventually(
+        async () => {
+          const t = await task(id);
+          return t.temporalStatus !== 'RUNNING' ? t : undefined;
+        },
+        { timeoutMs, what: `task ${id} to end` },
+      );
+    },
+  };
+}
+
+/** A valid tier-3 spec for samples/calculator; override any field. */
+export function calculatorSpec(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id: 'FIX-0100',
+    title: 'Fix average() in the calculator sample',
+    risk_tier: 3,
+    mode: 'fix',
+    scope: { in: ['src/'], out: ['test/'] },
+    acceptance: [{ id: 'A1', given: 'numbers', when: 'average() is called', then: 'sum / count' }],
+    steps: [
+      {
+        kind: 'replace',
+        path: 'src/calculator.js',
+        find: 'return sum(values) / (values.length - 1);',
+        replace: 'return sum(values) / values.length;',
+      },
+    ],
+    gates: [{ name: 'tests', run: ['node', '--test'], covers: ['A1'] }],
+    ...overrides,
+  };
+}
