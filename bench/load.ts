@@ -7,7 +7,7 @@
  * minus the moment the client started the POST; polling only detects the end, so the poll interval does not inflate it.
  */
 import type { Client } from '@temporalio/client';
-import type { TaskResult } from '../workflows/task/definitions.js';
+import type { TaskProgress, TaskResult } from '../workflows/task/definitions.js';
 
 interface TaskView {
   id: string;
@@ -15,6 +15,7 @@ interface TaskView {
   temporalStatus: string;
   step?: string;
   result?: TaskResult;
+  progress?: TaskProgress;
   failure?: string;
   startedAt?: string;
   closedAt?: string;
@@ -50,9 +51,31 @@ export interface LoadOptions {
   workspaces: string[];
   pollMs: number;
   timeoutMs: number;
+  /** For the stuck-task check (and nothing else: progress is read over HTTP). */
+  client: Client;
+}
+
+/** How often a task that has not ended is checked for a failing workflow task. */
+const STUCK_CHECK_MS = 5_000;
+
+/**
+ * A workflow whose workflow task keeps failing (a bug or a half-edited workflow file bundled by the workers) never
+ * ends: the server retries the task forever. Reports it with the failure message from the history, so the bench
+ * stops following that task at once instead of waiting for the deadline.
+ */
+export async function failingWorkflowTask(client: Client, workflowId: string): Promise<string | undefined> {
+  const handle = client.workflow.getHandle(workflowId);
+  const attempt = (await handle.describe()).raw.pendingWorkflowTask?.attempt ?? 0;
+  if (attempt < 3) return undefined;
+  const history = await handle.fetchHistory();
+  const failed = [...(history.events ?? [])].reverse().find((e) => e.workflowTaskFailedEventAttributes);
+  const message = failed?.workflowTaskFailedEventAttributes?.failure?.message ?? 'no failure message in the history';
+  return `its workflow task keeps failing (attempt ${attempt}): ${message}`;
 }
 
 const FINAL = new Set(['completed', 'failed', 'canceled']);
+/** States a task leaves only when a person acts (offline tasks should never reach them): stop following. */
+const NEEDS_A_PERSON = new Set(['awaiting_approval', 'awaiting_clarification']);
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const t0 = performance.now();
@@ -88,6 +111,7 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
     return sample;
   }
   sample.status = 'pending';
+  let nextStuckCheck = Date.now() + STUCK_CHECK_MS;
   for (;;) {
     await new Promise((r) => setTimeout(r, opts.pollMs));
     try {
@@ -111,8 +135,22 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
         sample.councilSessions = (view.result?.verdicts ?? []).map((v) => v.sessionId);
         return sample;
       }
+      if (NEEDS_A_PERSON.has(view.status)) {
+        const reasons = view.progress?.pendingApproval?.reasons ?? view.progress?.pendingClarification?.reasons ?? [];
+        sample.error = `waiting for a person (${view.status}): ${reasons.join('; ')}`;
+        sample.councilSessions = view.progress?.councilSessions ?? [];
+        return sample;
+      }
     } catch (err) {
       sample.getErrors.push((err as Error).message);
+    }
+    if (Date.now() > nextStuckCheck && sample.workflowId) {
+      nextStuckCheck = Date.now() + STUCK_CHECK_MS;
+      const stuck = await failingWorkflowTask(opts.client, sample.workflowId).catch(() => undefined);
+      if (stuck) {
+        sample.error = stuck;
+        return sample;
+      }
     }
     if (Date.now() > deadline) {
       sample.error ??= `no final state within the deadline (last status ${sample.status})`;

@@ -1,7 +1,7 @@
 /**
  * The benchmark: one run measures, on this machine, what the product documents claim.
  *
- *   node --import tsx bench/run.ts [--tasks 34] [--council-runs 10] [--seed 42] [--poll-ms 1000] [--timeout-s 240]
+ *   node --import tsx bench/run.ts [--tasks 34] [--council-runs 10] [--seed 42] [--poll-ms 1000] [--timeout-s 180]
  *   npm run bench -- --tasks 10
  *
  * 1. Load: its own Temporal dev server, a scratch database, every worker pool in one child process (workers/main.ts),
@@ -12,10 +12,11 @@
  * Prints "metric | measured here | product claim" and writes every raw figure as JSON to the OS temp dir.
  * Exit code 0 when everything ran and every task completed; 1 otherwise (the table is still printed).
  */
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { PROJECT_ROOT } from '../common/config.js';
 import { runCouncilBench, runRealCouncil, type CouncilBenchResult, type RealCouncilRun } from './council.js';
 import { collectSpans, type Spans } from './history.js';
@@ -36,7 +37,7 @@ const { values: args } = parseArgs({
     'council-runs': { type: 'string', default: '10' },
     seed: { type: 'string', default: '42' },
     'poll-ms': { type: 'string', default: '1000' },
-    'timeout-s': { type: 'string', default: '240' },
+    'timeout-s': { type: 'string', default: '180' },
     'judge-min-ms': { type: 'string', default: '300' },
     'judge-max-ms': { type: 'string', default: '900' },
   },
@@ -63,14 +64,29 @@ const began = performance.now();
 const progress = (line: string): void =>
   void process.stderr.write(`[bench +${((performance.now() - began) / 1000).toFixed(1)}s] ${line}\n`);
 
+const loadAvg = (): number[] => os.loadavg().map((l) => Math.round(l * 100) / 100);
 const machine = {
   cpus: os.cpus().length,
   cpuModel: os.cpus()[0]?.model ?? 'unknown',
   memGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-  loadAvgAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
+  loadAvgAtStart: loadAvg(),
   node: process.version,
   platform: `${os.platform()} ${os.release()} ${os.arch()}`,
 };
+
+/** Which code was measured: the workers bundle the working tree as it is when they start. */
+async function codeRevision(): Promise<string> {
+  const git = async (...a: string[]) => (await promisify(execFile)('git', a, { cwd: PROJECT_ROOT })).stdout.trim();
+  try {
+    const head = await git('rev-parse', '--short', 'HEAD');
+    const dirty = (await git('status', '--porcelain', '--', ...PLATFORM_DIRS)).split('\n').filter(Boolean).length;
+    return dirty ? `${head} + ${dirty} uncommitted file(s) in ${PLATFORM_DIRS.join(', ')}` : `${head} (clean)`;
+  } catch {
+    return 'unknown (not a git checkout?)';
+  }
+}
+const PLATFORM_DIRS = ['workflows', 'activities', 'workers', 'api', 'common', 'temporal'];
+const revision = await codeRevision();
 
 const ms = (v: number): string => (Number.isFinite(v) ? `${Math.round(v)} ms` : 'n/a');
 const sec = (v: number): string => (Number.isFinite(v) ? `${(v / 1000).toFixed(1)} s` : 'n/a');
@@ -128,12 +144,18 @@ try {
   progress(
     `load: posting ${opts.tasks} tasks concurrently, polling each every ${opts.pollMs} ms (deadline ${opts.timeoutS} s)`,
   );
-  load = await runLoad({ apiUrl: stack.apiUrl, workspaces, pollMs: opts.pollMs, timeoutMs: opts.timeoutS * 1000 });
+  load = await runLoad({
+    apiUrl: stack.apiUrl,
+    workspaces,
+    pollMs: opts.pollMs,
+    timeoutMs: opts.timeoutS * 1000,
+    client: stack.client,
+  });
   const done = load.samples.filter((s) => s.status === 'completed').length;
   progress(`load: ${done}/${opts.tasks} completed`);
 
   progress('reading the histories of the tasks and their children');
-  const ended = load.samples.filter((s) => s.closedAt !== undefined && s.workflowId);
+  const ended = load.samples.filter((s) => s.workflowId);
   spans = await collectSpans(
     stack.client,
     ended.map((s) => s.workflowId!),
@@ -253,11 +275,12 @@ const out: string[] = [];
 out.push('');
 out.push(`Agent Agency benchmark — ${new Date().toISOString()}`);
 out.push(
-  `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memGiB} GiB, node ${machine.node}, ${machine.platform}, load avg at start ${machine.loadAvgAtStart.join(' ')}`,
+  `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memGiB} GiB, node ${machine.node}, ${machine.platform}, load avg (1/5/15 min) at start ${machine.loadAvgAtStart.join(' ')}, at end ${loadAvg().join(' ')}`,
 );
 out.push(
   `setup: Temporal dev server (headless, SQLite) + PostgreSQL scratch DB; all six worker pools in one child process (workers/main.ts); API in the bench process; LLM_PROVIDER=offline; COUNCIL_CONSENSUS_TIMEOUT ${stack?.config.COUNCIL_CONSENSUS_TIMEOUT ?? '?'} ms`,
 );
+out.push(`code measured: ${revision}`);
 out.push(
   `judge latencies: seed ${opts.seed}, uniform ${opts.judgeMinMs}-${opts.judgeMaxMs} ms; percentiles by linear interpolation`,
 );
@@ -275,6 +298,7 @@ const raw = {
   at: new Date().toISOString(),
   options: opts,
   machine,
+  revision,
   claims: CLAIMS,
   stack: stack && { temporalAddress: stack.temporalAddress, startupMs: stack.startupMs, logDir: stack.logDir },
   load: {

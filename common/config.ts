@@ -147,6 +147,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...parsed.data,
     SIGNING_KEY_DIR: parsed.data.SIGNING_KEY_DIR ?? path.join(parsed.data.AGENCY_HOME, 'keys'),
   };
+  if (config.LLM_PROVIDER !== 'offline' && !config.LLM_MODEL) {
+    throw new ConfigError([{ variable: 'LLM_MODEL', message: `required when LLM_PROVIDER is ${config.LLM_PROVIDER}` }]);
+  }
+  if (config.LLM_PROVIDER === 'openai' && !config.LLM_API_KEY && !config.LLM_BASE_URL) {
+    throw new ConfigError([
+      { variable: 'LLM_API_KEY', message: 'required for the OpenAI API (or set LLM_BASE_URL for a local server)' },
+    ]);
+  }
   if (config.TEMPORAL_TLS_CERT_PATH && !config.TEMPORAL_TLS_KEY_PATH) {
     throw new ConfigError([
       { variable: 'TEMPORAL_TLS_KEY_PATH', message: 'required when TEMPORAL_TLS_CERT_PATH is set' },

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { putArtifact } from '../../common/artifacts.js';
 import { hashJson } from '../../common/hash.js';
 import { councilDeliberationWorkflow, type agentTaskWorkflow } from '../../workflows/index.js';
-import { ConsensusStrategySchema } from '../../workflows/council/definitions.js';
+import { ConsensusStrategySchema, GateStatusSchema } from '../../workflows/council/definitions.js';
 import { sessionQuery, type CouncilSession } from '../../workflows/council/session.js';
 import { TenantKey } from '../../temporal/search-attributes.js';
 import { queueFor } from '../../temporal/task-queues.js';
@@ -31,6 +31,8 @@ const ReviewBodySchema = z
     spec: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
     strict_spec: z.boolean().default(false),
     consensus: ConsensusStrategySchema.default('weighted'),
+    /** Evidence from the caller's own run (CI): without gate results the council cannot accept. */
+    gates: z.array(GateStatusSchema.strict()).max(50).default([]),
   })
   .strict();
 const ListQuerySchema = z
@@ -143,7 +145,7 @@ export function councilRoutes({ temporal, db, config }: AppDeps): Router {
             maxFiles: spec.change_budget?.max_files ?? DEFAULT_TIER_POLICY[tier].maxFiles,
             maxLoc: spec.change_budget?.max_loc ?? DEFAULT_TIER_POLICY[tier].maxLoc,
           },
-          gates: [],
+          gates: body.data.gates,
           activeWaivers: [],
           subjectHash: diffRef.sha256,
           consensusTimeoutMs: config.COUNCIL_CONSENSUS_TIMEOUT,

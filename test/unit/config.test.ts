@@ -48,6 +48,17 @@ describe('configuration', () => {
     expect(() => loadConfig({ TEMPORAL_TLS_CERT_PATH: '/x.pem' })).toThrow(/TEMPORAL_TLS_KEY_PATH/);
   });
 
+  it('when a model provider is chosen without its model or key, then start-up names the missing variable', () => {
+    expect(() => loadConfig({ LLM_PROVIDER: 'openai', LLM_API_KEY: 'k' })).toThrow(
+      /LLM_MODEL: required when LLM_PROVIDER is openai/,
+    );
+    expect(() => loadConfig({ LLM_PROVIDER: 'anthropic' })).toThrow(/LLM_MODEL/);
+    expect(() => loadConfig({ LLM_PROVIDER: 'openai', LLM_MODEL: 'm' })).toThrow(/LLM_API_KEY/);
+    expect(
+      loadConfig({ LLM_PROVIDER: 'openai', LLM_MODEL: 'llama3', LLM_BASE_URL: 'http://127.0.0.1:11434/v1' }).LLM_MODEL,
+    ).toBe('llama3');
+  });
+
   it('when durations are given, then they are read in milliseconds', () => {
     expect(parseDuration('500ms')).toBe(500);
     expect(parseDuration('30s')).toBe(30_000);

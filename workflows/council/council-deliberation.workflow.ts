@@ -25,11 +25,12 @@ import { sessionQuery, type CouncilOutcome, type CouncilRequest, type CouncilSes
 
 export async function councilDeliberationWorkflow(request: CouncilRequest): Promise<CouncilOutcome> {
   const prefix = prefixOfQueue(workflowInfo().taskQueue);
-  // A judge has the round's time budget and no more: one attempt, since a retry could not finish in time anyway.
+  // A judge has the round's time budget and no more (schedule-to-close), but within it a transient provider error
+  // (429, 503) is retried rather than turned into an `uncertain` that a veto judge would have to fail closed on.
   const judges = proxyActivities<CouncilActivities>({
     taskQueue: queueFor('council', prefix),
-    startToCloseTimeout: request.consensusTimeoutMs,
-    retry: { maximumAttempts: 1 },
+    scheduleToCloseTimeout: request.consensusTimeoutMs,
+    retry: { maximumAttempts: 3, initialInterval: '200 milliseconds' },
   });
   // Recording writes the database: short and safe to retry (idempotent by session and phase).
   const records = proxyActivities<CouncilActivities>({

@@ -74,11 +74,16 @@ const MAX_PLAN_ATTEMPTS = 3;
 function activities() {
   const prefix = prefixOfQueue(workflowInfo().taskQueue);
   return {
-    // Planning reads files, the database and (with a model) calls it: retried with backoff; invalid input is final.
+    // Planning reads files, the database and (with a model) calls it: retried with backoff (a provider's Retry-After
+    // is honoured by the activity), but not forever: a provider that stays down fails the task after 10 attempts.
     planning: proxyActivities<PlanningActivities>({
       taskQueue: queueFor('planning', prefix),
       startToCloseTimeout: '3 minutes',
-      retry: { maximumInterval: '1 minute', nonRetryableErrorTypes: ['InvalidSpec', 'ModelRejected'] },
+      retry: {
+        maximumInterval: '1 minute',
+        maximumAttempts: 10,
+        nonRetryableErrorTypes: ['InvalidSpec', 'ModelUnavailable', 'ModelMisconfigured'],
+      },
     }),
     // Clean-up removes the task's workspace copy: idempotent.
     execution: proxyActivities<ExecutionActivities>({

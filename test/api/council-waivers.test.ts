@@ -1,0 +1,217 @@
+/** Listing tasks, council sessions and stand-alone review, waivers, and specs submitted as YAML, over HTTP. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listAuditEvents } from '../../common/audit.js';
+import type { Config } from '../../common/config.js';
+import {
+  eventually,
+  json,
+  sampleRepo,
+  startApi,
+  startWorkers,
+  testConfig,
+  type RunningApi,
+  type RunningWorkers,
+} from '../helpers/stack.js';
+import { calculatorSpec, taskClient } from '../helpers/tasks.js';
+
+const fixDiff = `diff --git a/src/calculator.js b/src/calculator.js
+--- a/src/calculator.js
++++ b/src/calculator.js
+@@ -7,3 +7,3 @@ export function average(values) {
+   if (values.length === 0) throw new RangeError('average of an empty list');
+-  return sum(values) / (values.length - 1);
++  return sum(values) / values.length;
+ }
+`;
+
+describe('tasks list, council, waivers', () => {
+  let config: Config;
+  let workers: RunningWorkers;
+  let api: RunningApi;
+  const client = taskClient(() => api.url);
+
+  beforeAll(async () => {
+    config = testConfig();
+    workers = await startWorkers(config);
+    api = await startApi(config);
+  });
+  afterAll(async () => {
+    await api?.stop();
+    await workers?.stop();
+  });
+
+  it('when tasks are listed, then the status filter and cursor pagination work and bad filters are 400', async () => {
+    const ids = [
+      await client.submit({ title: 'List one', workspace: await sampleRepo() }),
+      await client.submit({ title: 'List two', workspace: await sampleRepo() }),
+    ];
+    for (const id of ids) expect((await client.finished(id)).status).toBe('completed');
+    // Visibility is eventually consistent: wait until both show as completed.
+    const first = await eventually(
+      async () => {
+        const page = await json<{ items: { id: string; status: string }[]; nextCursor: string | null }>(
+          await client.get('/api/v1/tasks?status=completed&limit=1'),
+        );
+        const all = await json<{ items: { id: string }[] }>(
+          await client.get('/api/v1/tasks?status=completed&limit=100'),
+        );
+        return ids.every((id) => all.items.some((i) => i.id === id)) ? page : undefined;
+      },
+      { what: 'the tasks to be visible' },
+    );
+    expect(first.items).toHaveLength(1);
+    expect(first.items[0]!.status).toBe('completed');
+    expect(first.nextCursor).toBeTruthy();
+    const second = await json<{ items: { id: string }[] }>(
+      await client.get(`/api/v1/tasks?status=completed&limit=1&cursor=${first.nextCursor}`),
+    );
+    expect(second.items).toHaveLength(1);
+    expect(second.items[0]!.id).not.toBe(first.items[0]!.id);
+
+    expect((await client.get('/api/v1/tasks?status=sleeping')).status).toBe(400);
+    expect((await client.get('/api/v1/tasks?colour=blue')).status).toBe(400);
+  });
+
+  it('when a diff is reviewed without executing, then the council answers with a signed verdict, and rejects a leaked key', async () => {
+    const evidence = [{ gate: 'tests', status: 'pass', reason: 'CI run 42 passed; covers A1' }];
+    const unproven = await json<{
+      outcome: { record: { verdict: { decision: string; constitutional_refs: string[] } } };
+    }>(await client.post('/api/v1/council/review', { diff: fixDiff, spec: calculatorSpec() }));
+    expect(unproven.outcome.record.verdict.decision).toBe('reject');
+    expect(unproven.outcome.record.verdict.constitutional_refs).toContain('evidence.gate-missing');
+
+    const ok = await client.post('/api/v1/council/review', { diff: fixDiff, spec: calculatorSpec(), gates: evidence });
+    expect(ok.status).toBe(200);
+    const accepted = await json<{
+      sessionId: string;
+      outcome: { kind: string; record: { verdict: { decision: string } } };
+    }>(ok);
+    expect(accepted.outcome.kind).toBe('final');
+    expect(accepted.outcome.record.verdict.decision).toBe('accept');
+
+    const leak = fixDiff.replace(
+      '+  return sum(values) / values.length;',
+      `+  return sum(values) / values.length; // ${'AKIA'}ABCDEFGHIJKLMNOP`,
+    );
+    const rejected = await json<{
+      outcome: { record: { verdict: { decision: string; constitutional_refs: string[] } } };
+    }>(await client.post('/api/v1/council/review', { diff: leak, spec: calculatorSpec(), gates: evidence }));
+    expect(rejected.outcome.record.verdict.decision).toBe('reject');
+    expect(rejected.outcome.record.verdict.constitutional_refs).toContain('secret.aws-access-key');
+
+    // A stand-alone review has no task to approve.
+    expect(
+      (await client.post(`/api/v1/council/sessions/${accepted.sessionId}/approve`, { hash: 'a'.repeat(64) })).status,
+    ).toBe(409);
+    expect((await client.post('/api/v1/council/review', { diff: fixDiff })).status).toBe(400);
+    expect((await client.get('/api/v1/council/sessions/no-such-session')).status).toBe(404);
+  });
+
+  it('when council sessions are listed, then a task’s plan and result sessions are there', async () => {
+    const id = await client.submit({ title: 'Sessions', workspace: await sampleRepo() });
+    const done = await client.finished(id);
+    const sessions = done.result!.verdicts.map((v) => v.sessionId);
+    expect(sessions).toHaveLength(2);
+    await eventually(
+      async () => {
+        const list = await json<{ items: { id: string; taskId: string | null }[] }>(
+          await client.get('/api/v1/council/sessions?limit=100'),
+        );
+        return sessions.every((s) => list.items.some((i) => i.id === s && i.taskId === id));
+      },
+      { what: 'the sessions to be listed' },
+    );
+  });
+
+  it('when waivers are created, approved, changed and revoked, then each rule holds and every change is audited', async () => {
+    const base = {
+      id: 'WV-2001',
+      gates: ['coverage'],
+      reason: 'legacy module without tests',
+      impact_level: 'medium',
+      mitigation: 'manual testing',
+      expires_at: new Date(Date.now() + 7 * 86_400_000).toISOString(),
+    };
+    const created = await client.post('/api/v1/waivers', base);
+    expect(created.status).toBe(201);
+    expect(await json(created)).toMatchObject({ id: 'WV-2001', status: 'pending', created_by: 'user:local' });
+    expect((await client.post('/api/v1/waivers', base)).status).toBe(409);
+    expect(
+      (
+        await client.post('/api/v1/waivers', {
+          ...base,
+          id: 'WV-2002',
+          expires_at: new Date(Date.now() + 91 * 86_400_000).toISOString(),
+        })
+      ).status,
+    ).toBe(400);
+    expect((await client.post('/api/v1/waivers', { ...base, id: 'waiver-1' })).status).toBe(400);
+    expect(
+      (await client.post('/api/v1/waivers', { ...base, id: 'WV-2003', budget_delta: { max_loc: 5 } })).status,
+    ).toBe(400);
+
+    const patched = await fetch(`${api.url}/api/v1/waivers/WV-2001`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ mitigation: 'manual testing by QA' }),
+    });
+    expect(await json(patched)).toMatchObject({ mitigation: 'manual testing by QA', status: 'pending' });
+    expect(await json(await client.post('/api/v1/waivers/WV-2001/approve', {}))).toMatchObject({
+      status: 'active',
+      approved_by: 'user:local',
+    });
+    const late = await fetch(`${api.url}/api/v1/waivers/WV-2001`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'changed after approval' }),
+    });
+    expect(late.status).toBe(409);
+    expect(
+      await json(await client.post('/api/v1/waivers/WV-2001/revoke', { reason: 'module now tested' })),
+    ).toMatchObject({ status: 'revoked' });
+    expect((await client.post('/api/v1/waivers/WV-2001/revoke', {})).status).toBe(409);
+    expect((await client.get('/api/v1/waivers/WV-9999')).status).toBe(404);
+
+    const actions = (await listAuditEvents(workers.db, { tenantId: 'default' }))
+      .filter((e) => e.subject === 'WV-2001')
+      .map((e) => e.action);
+    expect(actions).toEqual(['waiver.created', 'waiver.updated', 'waiver.approved', 'waiver.revoked']);
+  });
+
+  it('when the spec is YAML text, then it is parsed; syntax errors give line and column; strict mode refuses unknown keys', async () => {
+    const yaml = [
+      'id: FIX-0300',
+      'title: Fix average() from a YAML spec',
+      'risk_tier: 3',
+      'mode: fix',
+      'scope: { in: [src/] }',
+      'team: platform',
+      'acceptance: [{ id: A1, given: numbers, when: averaged, then: sum over count }]',
+      'steps:',
+      '  - { kind: replace, path: src/calculator.js, find: "return sum(values) / (values.length - 1);", replace: "return sum(values) / values.length;" }',
+      'gates: [{ name: tests, run: [node, --test], covers: [A1] }]',
+    ].join('\n');
+    const res = await client.post('/api/v1/tasks', { title: 'YAML spec', workspace: await sampleRepo(), spec: yaml });
+    expect(res.status).toBe(202);
+    const { id, specWarnings } = await json<{ id: string; specWarnings: string[] }>(res);
+    expect(specWarnings).toEqual(['team: unknown key (ignored)']);
+    expect((await client.finished(id)).status).toBe('completed');
+
+    const strict = await client.post('/api/v1/tasks', {
+      title: 'Strict',
+      workspace: await sampleRepo(),
+      spec: yaml,
+      strict_spec: true,
+    });
+    expect(strict.status).toBe(400);
+    expect((await json<{ detail: string }>(strict)).detail).toContain('team');
+
+    const broken = await client.post('/api/v1/tasks', {
+      title: 'Broken',
+      workspace: await sampleRepo(),
+      spec: 'id: FIX-1\ntitle: [unclosed\n',
+    });
+    expect(broken.status).toBe(400);
+    expect((await json<{ detail: string }>(broken)).detail).toMatch(/line \d+, column \d+/);
+  });
+});
