@@ -69,34 +69,23 @@ function fromRow(r: AuditRow): AuditEvent {
   };
 }
 
-/** The content an event's hash covers. */
+/** The fields an event's hash covers: everything but its position (seq) and the hash itself. */
+const HASHED_FIELDS = [
+  'id',
+  'occurredAt',
+  'tenantId',
+  'actor',
+  'action',
+  'subject',
+  'workflowId',
+  'correlationId',
+  'idempotencyKey',
+  'payload',
+  'prevHash',
+] as const;
+
 export function auditHash(e: Omit<AuditEvent, 'seq' | 'hash'>): string {
-  const {
-    id,
-    occurredAt,
-    tenantId,
-    actor,
-    action,
-    subject,
-    workflowId,
-    correlationId,
-    idempotencyKey,
-    payload,
-    prevHash,
-  } = e;
-  return hashJson({
-    id,
-    occurredAt,
-    tenantId,
-    actor,
-    action,
-    subject,
-    workflowId,
-    correlationId,
-    idempotencyKey,
-    payload,
-    prevHash,
-  });
+  return hashJson(Object.fromEntries(HASHED_FIELDS.map((field) => [field, e[field]])));
 }
 
 /** Appends an event (or returns the existing one with the same idempotency key). */

@@ -128,39 +128,67 @@ try {
 
   const workspace = await prepareDemoWorkspace();
   say(`demo workspace: ${workspace} (samples/calculator: average() is off by one, one test fails)`);
-  const submitted = await fetch(`${api}/api/v1/tasks`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ title: 'Fix average() in the calculator sample', workspace }),
+  const post = async (url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const res = await fetch(`${api}${url}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  // Strict mode: after the council accepts the plan, a person approves it before anything is executed.
+  const submitted = await post('/api/v1/tasks', {
+    title: 'Fix average() in the calculator sample',
+    workspace,
+    mode: 'strict',
   });
-  const task = (await submitted.json()) as { id: string; workflowId: string; webUi: string };
-  if (submitted.status !== 202) throw new Error(`the API refused the demo task: ${JSON.stringify(task)}`);
+  if (submitted.status !== 202) throw new Error(`the API refused the demo task: ${JSON.stringify(submitted.body)}`);
+  const task = submitted.body as { id: string; workflowId: string; webUi: string };
   say(`task:   ${api}/api/v1/tasks/${task.id}`);
   say(`Web UI: ${task.webUi}`);
 
-  let last = '';
-  for (;;) {
-    const state = (await (await fetch(`${api}/api/v1/tasks/${task.id}`)).json()) as {
-      status: string;
-      step?: string;
-      result?: {
-        reason?: string;
-        filesChanged: string[];
-        gates: { name: string; passed: boolean }[];
-        diffRef?: { sha256: string };
-      };
-      failure?: string;
+  interface View {
+    status: string;
+    step?: string;
+    progress?: { pendingApproval?: { hash: string; reasons: string[] } };
+    result?: {
+      reason?: string;
+      filesChanged: string[];
+      gates: { name: string; passed: boolean }[];
+      verdicts: { phase: string; verdict: { decision: string; score: number }; signature: { keyId: string } }[];
+      diffRef?: { sha256: string };
     };
+    failure?: string;
+  }
+  let last = '';
+  let approved = false;
+  for (;;) {
+    const state = (await (await fetch(`${api}/api/v1/tasks/${task.id}`)).json()) as View;
     const line = `  ${state.status}${state.step ? `: ${state.step}` : ''}`;
     if (line !== last) say((last = line));
+    const pending = state.progress?.pendingApproval;
+    if (state.status === 'awaiting_approval' && pending && !approved) {
+      say(`  approving through the API: POST ${api}/api/v1/tasks/${task.id}/approve {"hash":"${pending.hash}"}`);
+      const decision = await post(`/api/v1/tasks/${task.id}/approve`, {
+        hash: pending.hash,
+        reason: 'demo: plan reviewed',
+      });
+      say(`  -> ${decision.status} ${JSON.stringify(decision.body)}`);
+      approved = decision.status === 200;
+    }
     if (['completed', 'failed', 'canceled'].includes(state.status)) {
       if (state.result) {
+        for (const v of state.result.verdicts) {
+          say(
+            `  council on the ${v.phase}: ${v.verdict.decision} (score ${v.verdict.score}, signed by key ${v.signature.keyId})`,
+          );
+        }
         say(
           `  gates: ${state.result.gates.map((g) => `${g.name} ${g.passed ? 'passed' : 'FAILED'}`).join(', ') || 'none'}`,
         );
-        say(
-          `  files changed: ${state.result.filesChanged.join(', ') || 'none'}; diff artifact ${state.result.diffRef?.sha256 ?? '-'}`,
-        );
+        say(`  files changed: ${state.result.filesChanged.join(', ') || 'none'}`);
+        if (state.result.diffRef)
+          say(`  diff: ${api}/api/v1/tasks/${task.id}/artifacts/${state.result.diffRef.sha256}`);
         if (state.result.reason) say(`  reason: ${state.result.reason}`);
       }
       if (state.failure) say(`  failure: ${state.failure}`);

@@ -3,9 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDevServer, type DevServer } from '../../temporal/dev-server.js';
-import { agentTaskWorkflow } from '../../workflows/index.js';
-import { taskWorkflowId, type AgentTaskInput } from '../../workflows/task/definitions.js';
-import { queueFor } from '../../temporal/task-queues.js';
 import { executionWorkflowId } from '../../workflows/execution/definitions.js';
 import { freePort } from '../helpers/ports.js';
 import {
@@ -17,6 +14,7 @@ import {
   testConfig,
   type RunningWorkers,
 } from '../helpers/stack.js';
+import { directTaskInput, startTaskWorkflow } from '../helpers/tasks.js';
 
 describe('the Temporal server restarted in the middle of a task', () => {
   let server: DevServer | undefined;
@@ -36,40 +34,24 @@ describe('the Temporal server restarted in the middle of a task', () => {
     workers = await startWorkers(config);
     const client = await temporalClient(config);
     const id = `restart-${Date.now()}`;
-    const input: AgentTaskInput = {
-      id,
-      tenantId: 'default',
-      correlationId: `corr-${id}`,
-      submittedBy: 'user:test',
-      title: 'Survive a server restart',
-      description: '',
-      workspace: await sampleRepo(),
-      mode: 'auto',
-      budgets: { max_steps: 10, max_tokens: 0, max_cost_usd: 0 },
-      spec: {
-        id: 'FIX-8',
-        title: 'Fix average while the server restarts',
-        risk_tier: 3,
-        mode: 'fix',
-        scope: { in: ['src/', 'slow.txt'], out: [] },
-        acceptance: [],
-        invariants: [],
-        steps: [
-          {
-            kind: 'command',
-            run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('slow.txt', 's\\n'), 5000)"],
-          },
-          { kind: 'replace', path: 'src/calculator.js', find: '(values.length - 1)', replace: 'values.length' },
-        ],
-        gates: [{ name: 'tests', run: ['node', '--test'] }],
-      },
-    };
-    const handle = await client.workflow.start(agentTaskWorkflow, {
-      args: [input],
-      workflowId: taskWorkflowId(id),
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      memo: { tenantId: 'default' },
+    const input = directTaskInput(id, await sampleRepo(), 'Survive a server restart', {
+      id: 'FIX-8',
+      title: 'Fix average while the server restarts',
+      risk_tier: 3,
+      mode: 'fix',
+      scope: { in: ['src/', 'slow.txt'], out: [] },
+      acceptance: [],
+      invariants: [],
+      steps: [
+        {
+          kind: 'command',
+          run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('slow.txt', 's\\n'), 5000)"],
+        },
+        { kind: 'replace', path: 'src/calculator.js', find: '(values.length - 1)', replace: 'values.length' },
+      ],
+      gates: [{ name: 'tests', run: ['node', '--test'] }],
     });
+    const handle = await startTaskWorkflow(client, config, input);
     await eventually(
       async () => (await runningActivities(client, executionWorkflowId(handle.workflowId, 1))).includes('applyStep'),
       {

@@ -4,9 +4,6 @@ import { parseUnifiedDiff } from '../../activities/council/review.js';
 import { getArtifact } from '../../common/artifacts.js';
 import { createDb, type Db } from '../../common/db.js';
 import { loadConfig } from '../../common/config.js';
-import { agentTaskWorkflow } from '../../workflows/index.js';
-import { taskWorkflowId, type AgentTaskInput } from '../../workflows/task/definitions.js';
-import { queueFor } from '../../temporal/task-queues.js';
 import { executionWorkflowId } from '../../workflows/execution/definitions.js';
 import {
   eventually,
@@ -17,6 +14,7 @@ import {
   temporalClient,
   testEnv,
 } from '../helpers/stack.js';
+import { directTaskInput, startTaskWorkflow } from '../helpers/tasks.js';
 
 describe('a worker process killed in the middle of a task', () => {
   const env = testEnv();
@@ -33,44 +31,28 @@ describe('a worker process killed in the middle of a task', () => {
     const client = await temporalClient(config);
     const workspace = await sampleRepo();
     const id = `kill-${Date.now()}`;
-    const input: AgentTaskInput = {
-      id,
-      tenantId: 'default',
-      correlationId: `corr-${id}`,
-      submittedBy: 'user:test',
-      title: 'Survive a worker crash',
-      description: '',
-      workspace,
-      mode: 'auto',
-      budgets: { max_steps: 10, max_tokens: 0, max_cost_usd: 0 },
-      spec: {
-        id: 'FIX-7',
-        title: 'Fix average and record each step run',
-        risk_tier: 3,
-        mode: 'fix',
-        scope: { in: ['src/', 'ran-1.txt', 'ran-2.txt', 'done.txt'], out: [] },
-        acceptance: [],
-        invariants: [],
-        steps: [
-          { kind: 'replace', path: 'src/calculator.js', find: '(values.length - 1)', replace: 'values.length' },
-          { kind: 'command', run: ['node', '-e', "require('fs').appendFileSync('ran-1.txt', 'x\\n')"] },
-          {
-            kind: 'command',
-            run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('ran-2.txt', 'y\\n'), 4000)"],
-          },
-          { kind: 'write_file', path: 'done.txt', content: 'done\n' },
-        ],
-        gates: [{ name: 'tests', run: ['node', '--test'] }],
-      },
-    };
+    const input = directTaskInput(id, workspace, 'Survive a worker crash', {
+      id: 'FIX-7',
+      title: 'Fix average and record each step run',
+      risk_tier: 3,
+      mode: 'fix',
+      scope: { in: ['src/', 'ran-1.txt', 'ran-2.txt', 'done.txt'], out: [] },
+      acceptance: [],
+      invariants: [],
+      steps: [
+        { kind: 'replace', path: 'src/calculator.js', find: '(values.length - 1)', replace: 'values.length' },
+        { kind: 'command', run: ['node', '-e', "require('fs').appendFileSync('ran-1.txt', 'x\\n')"] },
+        {
+          kind: 'command',
+          run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('ran-2.txt', 'y\\n'), 4000)"],
+        },
+        { kind: 'write_file', path: 'done.txt', content: 'done\n' },
+      ],
+      gates: [{ name: 'tests', run: ['node', '--test'] }],
+    });
     const first = spawnWorkerProcess(env);
     children.push(first);
-    const handle = await client.workflow.start(agentTaskWorkflow, {
-      args: [input],
-      workflowId: taskWorkflowId(id),
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      memo: { tenantId: 'default' },
-    });
+    const handle = await startTaskWorkflow(client, config, input);
 
     // Wait until steps 0 and 1 are recorded and step 2 (the slow command) is running, then kill the process.
     await eventually(

@@ -1,5 +1,15 @@
 /** HTTP helpers for task tests: submit, read, wait for a state, and small working-spec builders. */
-import type { TaskProgress, TaskResult } from '../../workflows/task/definitions.js';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../../common/config.js';
+import { queueFor } from '../../temporal/task-queues.js';
+import { agentTaskWorkflow } from '../../workflows/index.js';
+import {
+  taskWorkflowId,
+  type AgentTaskInput,
+  type TaskProgress,
+  type TaskResult,
+} from '../../workflows/task/definitions.js';
+import type { WorkingSpec } from '../../workflows/task/spec.js';
 import { eventually, json } from './stack.js';
 
 export interface TaskView {
@@ -76,4 +86,30 @@ export function calculatorSpec(overrides: Record<string, unknown> = {}): Record<
     gates: [{ name: 'tests', run: ['node', '--test'], covers: ['A1'] }],
     ...overrides,
   };
+}
+
+/** A workflow input as the API would build it, for tests that start agentTask directly through the Temporal client. */
+export function directTaskInput(id: string, workspace: string, title: string, spec?: WorkingSpec): AgentTaskInput {
+  return {
+    id,
+    tenantId: 'default',
+    correlationId: `corr-${id}`,
+    submittedBy: 'user:test',
+    title,
+    description: '',
+    workspace,
+    mode: 'auto',
+    budgets: { max_steps: 100, max_tokens: 0, max_cost_usd: 0 },
+    spec,
+  };
+}
+
+/** Starts agentTask on the config's orchestration queue, as the API does. */
+export function startTaskWorkflow(client: Client, config: Config, input: AgentTaskInput) {
+  return client.workflow.start(agentTaskWorkflow, {
+    args: [input],
+    workflowId: taskWorkflowId(input.id),
+    taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
+    memo: { tenantId: input.tenantId },
+  });
 }
