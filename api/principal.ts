@@ -28,3 +28,22 @@ export function principalOf(res: Response): Principal {
   if (!principal) throw new Error('resolvePrincipal did not run before this route');
   return principal;
 }
+
+export type Role = Principal['roles'][number];
+
+/** Route guard: the caller needs this role (admin implies every role). A missing role is 403 problem+json. */
+export function requireRole(role: Role): RequestHandler {
+  return (_req, res, next) => {
+    const principal = principalOf(res);
+    if (principal.roles.includes(role) || principal.roles.includes('admin')) return next();
+    res
+      .status(403)
+      .type('application/problem+json')
+      .json({
+        type: 'https://agent-agency.dev/problems/forbidden',
+        title: 'Forbidden',
+        status: 403,
+        detail: `this route needs the ${role} role`,
+      });
+  };
+}
