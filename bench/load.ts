@@ -43,6 +43,8 @@ export interface TaskSample {
   /** GETs that failed while the task ran (the task is still followed). */
   getErrors: string[];
   councilSessions: string[];
+  /** The task's signed council verdicts: decision, voting rounds, votes counted uncertain (error or over budget). */
+  verdicts: { phase: string; decision: string; rounds: number; uncertainVotes: number }[];
   error?: string;
 }
 
@@ -105,6 +107,7 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
     getMs: [],
     getErrors: [],
     councilSessions: [],
+    verdicts: [],
   };
   if (post.value.status !== 202 || !sample.id) {
     sample.error = `POST answered ${post.value.status}: ${post.value.body.detail ?? JSON.stringify(post.value.body)}`;
@@ -133,6 +136,12 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
         }
         sample.reason = view.result?.reason ?? view.failure;
         sample.councilSessions = (view.result?.verdicts ?? []).map((v) => v.sessionId);
+        sample.verdicts = (view.result?.verdicts ?? []).map((v) => ({
+          phase: v.phase,
+          decision: v.verdict.decision,
+          rounds: v.verdict.rounds,
+          uncertainVotes: v.verdict.votes.filter((vote) => vote.verdict === 'uncertain').length,
+        }));
         return sample;
       }
       if (NEEDS_A_PERSON.has(view.status)) {

@@ -110,6 +110,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 let stack: BenchStack | undefined;
+let baseline: LoadResult | undefined;
 let load: LoadResult | undefined;
 let loadSessionsMs: number[] = [];
 let spans: Spans | undefined;
@@ -132,6 +133,15 @@ try {
   progress(
     `stack up in ${sec(stack.startupMs)}: Temporal ${stack.temporalAddress}, API ${stack.apiUrl}, workers pid ${stack.workerPid}`,
   );
+
+  progress('baseline: one task alone first (warms the workers; not counted in the load figures)');
+  baseline = await runLoad({
+    apiUrl: stack.apiUrl,
+    workspaces: [await sampleRepo(scratch)],
+    pollMs: Math.min(opts.pollMs, 250),
+    timeoutMs: opts.timeoutS * 1000,
+    client: stack.client,
+  });
 
   progress(`preparing ${opts.tasks} sample repositories (not timed)`);
   const workspaces: string[] = [];
@@ -216,7 +226,11 @@ const realOk = realCouncil.filter((r) => r.workflowMs !== undefined);
 const real = summarize(realOk.map((r) => r.workflowMs!));
 const realHttp = summarize(realOk.map((r) => r.httpMs));
 
-for (const s of samples) {
+const verdicts = samples.flatMap((s) => s.verdicts);
+const extraRounds = verdicts.filter((v) => v.rounds > 1).length;
+const uncertainVotes = verdicts.reduce((a, v) => a + v.uncertainVotes, 0);
+const base = baseline?.samples[0];
+for (const s of [...(baseline?.samples ?? []), ...samples]) {
   if (s.postStatus !== 202) problems.push(`task ${s.index + 1}: ${s.error}`);
   else if (s.status !== 'completed')
     problems.push(`task ${s.id}: ${s.status}${s.reason ? ` (${s.reason})` : ''}${s.error ? `: ${s.error}` : ''}`);
@@ -241,12 +255,22 @@ const rows: string[][] = [
     '-',
   ],
   [
+    'One task alone, end-to-end (baseline before the load)',
+    `${sec(base?.e2eMs ?? Number.NaN)} (load p50 is ${x(e2e.p50 / (base?.e2eMs ?? Number.NaN))} that)`,
+    '-',
+  ],
+  [
     `POST /api/v1/tasks p50 / p95 / max (${post.n} concurrent)`,
     `${ms(post.p50)} / ${ms(post.p95)} / ${ms(post.max)} -> ${post.p95 < CLAIMS.postP95Ms ? 'meets' : 'misses'} p95 < ${CLAIMS.postP95Ms} ms`,
     `p95 < ${CLAIMS.postP95Ms} ms`,
   ],
   [`GET /api/v1/tasks/:id p50 / p95 under load (${get.n} polls)`, `${ms(get.p50)} / ${ms(get.p95)}`, '-'],
   [`Council sessions inside the tasks p50 / p95 (${sessions.n})`, `${ms(sessions.p50)} / ${ms(sessions.p95)}`, '-'],
+  [
+    'Council sessions in the load: >1 voting round / uncertain votes',
+    `${extraRounds} of ${verdicts.length} sessions / ${uncertainVotes} of ${verdicts.length * 4} votes`,
+    '-',
+  ],
   [`Council bench, 4 judges parallel mean / p95 (${par.n} runs)`, `${ms(par.mean)} / ${ms(par.p95)}`, '-'],
   [`Council bench, 4 judges sequential mean / p95 (${seq.n} runs)`, `${ms(seq.mean)} / ${ms(seq.p95)}`, '-'],
   [
@@ -301,6 +325,7 @@ const raw = {
   revision,
   claims: CLAIMS,
   stack: stack && { temporalAddress: stack.temporalAddress, startupMs: stack.startupMs, logDir: stack.logDir },
+  baseline: baseline?.samples[0],
   load: {
     firstSubmitAt: firstSubmit,
     lastCompletionAt: lastCompletion,

@@ -32,10 +32,14 @@ const { TaskQueueType, TaskQueueKind } = proto.temporal.api.enums.v1;
 /** Stops what was started, last first; collects errors instead of stopping at the first. */
 export class Cleanup {
   private readonly steps: { name: string; fn: () => Promise<unknown> }[] = [];
+  private closed = false;
+  /** Registers a stop step; once run() has begun (a signal during start-up), the step runs at once instead. */
   defer(name: string, fn: () => Promise<unknown>): void {
-    this.steps.push({ name, fn });
+    if (this.closed) void fn().catch(() => undefined);
+    else this.steps.push({ name, fn });
   }
   async run(): Promise<string[]> {
+    this.closed = true;
     const errors: string[] = [];
     while (this.steps.length) {
       const step = this.steps.pop()!;

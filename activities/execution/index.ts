@@ -232,8 +232,10 @@ export function createExecutionActivities({ db, config }: ExecutionDeps) {
     },
 
     /** The unified diff of everything the task changed (tracked and new files), stored as an artifact. */
-    async collectDiff(task: TaskRef, workdir: string): Promise<DiffSummary> {
-      await git('git', ['add', '--all'], { cwd: workdir });
+    async collectDiff(task: TaskRef, workdir: string, excludePaths: string[] = []): Promise<DiffSummary> {
+      // Reports the gates wrote (coverage, mutation) are evidence, not part of the change.
+      const excluded = excludePaths.map((p) => `:(exclude)${insideWorkspace(workdir, p).slice(workdir.length + 1)}`);
+      await git('git', ['add', '--all', '--', '.', ...excluded], { cwd: workdir });
       const opts = { cwd: workdir, maxBuffer: 64 * 1024 * 1024 };
       const { stdout: diff } = await git('git', ['diff', '--cached', '--binary', 'HEAD'], opts);
       const { stdout: numstat } = await git('git', ['diff', '--cached', '--numstat', 'HEAD'], opts);

@@ -188,7 +188,8 @@ export async function executionWorkflow(input: ExecutionInput): Promise<Executio
   let detail = '';
   const finish = async (): Promise<ExecutionResult> => {
     currentStep = 'collecting the diff';
-    const diff = await execution.collectDiff(task, state.workdir!);
+    const reports = input.spec.gates.flatMap((g) => (g.report ? [g.report] : []));
+    const diff = await execution.collectDiff(task, state.workdir!, reports);
     await condition(allHandlersFinished);
     return {
       workdir: state.workdir!,

@@ -40,7 +40,7 @@ import {
   executionWorkflowId,
   type ExecutionResult,
 } from '../execution/definitions.js';
-import { DEFAULT_TIER_POLICY, effectiveBudget, isWaiverActive, type Waiver } from './policy.js';
+import { DEFAULT_TIER_POLICY, effectiveBudget, isWaiverActive, trustScore, type Waiver } from './policy.js';
 import type { WorkingSpec } from './spec.js';
 import {
   approveSignal,
@@ -481,6 +481,15 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
         result.steps.push(...exec.steps);
         result.gates = exec.gates;
         result.evaluations = exec.evaluations;
+        const measured = (kind: string) => exec.gates.find((g) => g.kind === kind);
+        const passed = (name: string) => (measured(name) ? measured(name)!.passed : undefined);
+        result.trust = trustScore({
+          coverage: measured('coverage')?.value,
+          mutation: measured('mutation')?.value,
+          contracts: passed('contracts'),
+          a11y: exec.gates.find((g) => g.name === 'a11y')?.passed,
+          perf: exec.gates.find((g) => g.name === 'perf')?.passed,
+        });
         result.usage = { ...exec.usage };
         progress.usage = result.usage;
         result.iterations += exec.iterations;

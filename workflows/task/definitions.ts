@@ -5,7 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { ConsensusStrategySchema, type FinalVerdict } from '../council/definitions.js';
-import type { GateEvaluation } from './policy.js';
+import type { GateEvaluation, TrustScore } from './policy.js';
 import type { WorkingSpec } from './spec.js';
 
 export const TASK_STATUSES = [
@@ -215,6 +215,8 @@ export interface TaskResult {
   steps: StepOutcome[];
   gates: GateOutcome[];
   evaluations: GateEvaluation[];
+  /** CAWS trust score from the measured gates (reported; the gates and the council decide). */
+  trust?: TrustScore;
   risk?: RiskSummary;
   verdicts: VerdictRecord[];
   approvals: ApprovalAttempt[];
