@@ -8,9 +8,18 @@ import type { Client } from '@temporalio/client';
 import type { Config } from '../common/config.js';
 import type { Db } from '../common/db.js';
 import type { Logger } from '../common/logger.js';
+import { temporalRoutes } from './dependencies.js';
 import { errorHandler, notFoundRoute } from './errors.js';
-import { resolvePrincipal } from './principal.js';
+import { requestLog } from './request-log.js';
+import { rateLimit } from 'express-rate-limit';
+import helmet from 'helmet';
+import { createAuthenticator, principalOf } from './principal.js';
+import { auditRoutes } from './routes/audit.js';
+import { keyRoutes } from './routes/keys.js';
+import { codecCors, codecRoutes } from './routes/codec.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes, requestMetrics } from './routes/metrics.js';
+import { openApiRoutes } from './routes/openapi.js';
 import { councilRoutes } from './routes/council.js';
 import { taskRoutes } from './routes/tasks.js';
 import { waiverRoutes } from './routes/waivers.js';
@@ -38,12 +47,47 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.use(correlationId);
+  // After correlationId: every request's log line carries its id, and every request is counted (401 and 429 too).
+  app.use(requestLog(deps.log));
+  app.use(requestMetrics());
+  app.use(helmet());
   app.use(express.json({ limit: deps.config.API_BODY_LIMIT, strict: true }));
+  // Public: health checks (probes) only. Everything below needs an API key or a JWT.
   app.use(healthRoutes(deps));
-  app.use(resolvePrincipal);
-  app.use(taskRoutes(deps));
-  app.use(councilRoutes(deps));
+  // Also public, before authentication: Prometheus scrapes /metrics, and the OpenAPI document describes the API.
+  app.use(metricsRoutes());
+  app.use(openApiRoutes());
+  // The Web UI's codec: CORS preflight before authentication (browsers send it without credentials).
+  app.use(codecCors(deps));
+  app.use(createAuthenticator(deps));
+  app.use(
+    rateLimit({
+      windowMs: 60_000,
+      limit: deps.config.RATE_LIMIT_PER_MINUTE,
+      keyGenerator: (_req, res) => principalOf(res).rateKey,
+      standardHeaders: 'draft-7',
+      legacyHeaders: false,
+      handler: (req, res, _next, options) => {
+        res
+          .status(429)
+          .setHeader('Retry-After', String(Math.ceil(options.windowMs / 1000)))
+          .type('application/problem+json')
+          .json({
+            type: 'https://agent-agency.dev/problems/too-many-requests',
+            title: 'Too Many Requests',
+            status: 429,
+            detail: `more than ${deps.config.RATE_LIMIT_PER_MINUTE} requests a minute for this key`,
+            instance: req.originalUrl,
+          });
+      },
+    }),
+  );
+  app.use(keyRoutes(deps));
+  // Routes that need Temporal answer 503 + Retry-After while it is unreachable (api/dependencies.ts).
+  app.use(temporalRoutes(deps, taskRoutes(deps), councilRoutes(deps)));
   app.use(waiverRoutes(deps));
+  app.use(auditRoutes(deps));
+  app.use(codecRoutes(deps));
   app.use(notFoundRoute);
   app.use(errorHandler(deps.log));
   return app;

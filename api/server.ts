@@ -31,8 +31,13 @@ export function stopServer(server: Server): Promise<void> {
 /** A Temporal client whose connection is made on first use, so the API starts (and reports 503) while Temporal is down. */
 export async function createLazyTemporalClient(config: Config): Promise<Client> {
   const { connectionOptions } = await import('../temporal/connection.js');
+  const { dataConverterFromConfig } = await import('../temporal/codec.js');
   const connection = Connection.lazy(await connectionOptions(config));
-  return new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  return new Client({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    dataConverter: dataConverterFromConfig(config),
+  });
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -50,6 +50,7 @@ export interface TaskSample {
 
 export interface LoadOptions {
   apiUrl: string;
+  apiKey: string;
   workspaces: string[];
   pollMs: number;
   timeoutMs: number;
@@ -91,7 +92,11 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
   const post = await timed(async () => {
     const res = await fetch(`${opts.apiUrl}/api/v1/tasks`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-correlation-id': `bench-${process.pid}-${index}` },
+      headers: {
+        'content-type': 'application/json',
+        'x-api-key': opts.apiKey,
+        'x-correlation-id': `bench-${process.pid}-${index}`,
+      },
       body: JSON.stringify({ title: `Bench task ${index + 1}: fix average()`, workspace }),
     });
     return { status: res.status, body: (await res.json()) as { id?: string; workflowId?: string; detail?: string } };
@@ -119,7 +124,9 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
     await new Promise((r) => setTimeout(r, opts.pollMs));
     try {
       const get = await timed(async () => {
-        const res = await fetch(`${opts.apiUrl}/api/v1/tasks/${encodeURIComponent(sample.id!)}`);
+        const res = await fetch(`${opts.apiUrl}/api/v1/tasks/${encodeURIComponent(sample.id!)}`, {
+          headers: { 'x-api-key': opts.apiKey },
+        });
         if (res.status !== 200) throw new Error(`GET answered ${res.status}: ${await res.text()}`);
         return (await res.json()) as TaskView;
       });

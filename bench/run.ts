@@ -137,6 +137,7 @@ try {
   progress('baseline: one task alone first (warms the workers; not counted in the load figures)');
   baseline = await runLoad({
     apiUrl: stack.apiUrl,
+    apiKey: stack.apiKey,
     workspaces: [await sampleRepo(scratch)],
     pollMs: Math.min(opts.pollMs, 250),
     timeoutMs: opts.timeoutS * 1000,
@@ -156,6 +157,7 @@ try {
   );
   load = await runLoad({
     apiUrl: stack.apiUrl,
+    apiKey: stack.apiKey,
     workspaces,
     pollMs: opts.pollMs,
     timeoutMs: opts.timeoutS * 1000,
@@ -189,7 +191,12 @@ try {
     path.join(PROJECT_ROOT, 'samples', 'calculator', '.caws', 'working-spec.yaml'),
     'utf8',
   );
-  realCouncil = await runRealCouncil(stack.apiUrl, stack.client, { runs: opts.councilRuns, diff, specYaml });
+  realCouncil = await runRealCouncil(stack.apiUrl, stack.client, {
+    runs: opts.councilRuns,
+    diff,
+    specYaml,
+    apiKey: stack.apiKey,
+  });
 } catch (err) {
   problems.push(`the bench stopped: ${(err as Error).stack ?? String(err)}`);
 } finally {

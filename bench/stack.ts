@@ -18,6 +18,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
 import { createLazyTemporalClient, startServer, stopServer } from '../api/server.js';
+import { bootstrapAdminKey } from '../scripts/bootstrap.js';
 import { ALL_POOLS, loadConfig, PROJECT_ROOT, type Config } from '../common/config.js';
 import { createDb, migrate } from '../common/db.js';
 import { startDevServer } from '../temporal/dev-server.js';
@@ -58,6 +59,8 @@ export interface BenchStack {
   databaseUrl: string;
   config: Config;
   apiUrl: string;
+  /** An admin API key of the bootstrap tenant, made for this run. */
+  apiKey: string;
   /** A client of the bench's own (not the API's), for describes, histories and the council bench. */
   client: Client;
   benchQueue: string;
@@ -208,12 +211,14 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
   const api: Server = await startServer({ temporal, db, config, log: apiLog }, 0, '127.0.0.1');
   cleanup.defer('stop API', () => stopServer(api));
   const { port } = api.address() as { port: number };
+  const apiKey = await bootstrapAdminKey(db, config.BOOTSTRAP_TENANT, `bench-${process.pid}`);
 
   return {
     temporalAddress: server.address,
     databaseUrl: databaseUrl.toString(),
     config,
     apiUrl: `http://127.0.0.1:${port}`,
+    apiKey,
     client,
     benchQueue,
     workerPid: child.pid ?? -1,

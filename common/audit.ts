@@ -2,10 +2,17 @@
  * The append-only, hash-chained audit trail. Each event's hash covers its content and the previous event's hash,
  * so an edited, deleted or reordered row breaks the chain. Appends are serialised by an advisory lock.
  * An idempotency key makes a retried writer (an activity run twice) record its event once.
+ *
+ * The chain alone cannot show that its tail was cut off, or that the whole chain was recomputed from an edited start:
+ * signed checkpoints (createCheckpoint, run periodically by auditCheckpointWorkflow) record the head's seq, hash and
+ * the number of events up to it under an Ed25519 signature, and verifyAuditChain checks every checkpoint against the
+ * chain. The application's database role may only insert into these tables (migrations/0003_audit_hardening.sql).
  */
-import type { PoolClient } from 'pg';
+import pg, { type PoolClient } from 'pg';
 import type { Db } from './db.js';
 import { hashJson } from './hash.js';
+import { auditActionLabel, auditEventsTotal } from './metrics.js';
+import { signJson, verifyJson, type JsonSignature, type SigningKey } from './signing.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 const AUDIT_LOCK = 0x61756469; // 'audi'
@@ -141,6 +148,7 @@ export async function appendAuditEvent(db: Db, input: AuditEventInput): Promise<
       ],
     );
     await client.query('COMMIT');
+    auditEventsTotal.inc({ action: auditActionLabel(draft.action) });
     return fromRow(inserted.rows[0]!);
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
@@ -161,17 +169,351 @@ export async function listAuditEvents(
   return rows.map(fromRow);
 }
 
-/** Walks the whole chain; returns the first event whose link or content does not verify. */
-export async function verifyAuditChain(
+export interface AuditQuery {
+  tenantId: string;
+  actor?: string;
+  action?: string;
+  workflowId?: string;
+  /** occurred_at at or after (inclusive). */
+  since?: string | Date;
+  /** occurred_at before (exclusive). */
+  until?: string | Date;
+  /** The cursor: events after this seq. */
+  afterSeq?: string;
+  /** Events up to and including this seq (an export pins the head it started at). */
+  throughSeq?: string;
+  limit: number;
+}
+
+/** One page of a tenant's events in chain order; nextCursor (the last seq returned) is null on the last page. */
+export async function queryAuditEvents(
   db: Db | PoolClient,
-): Promise<{ ok: true; count: number } | { ok: false; brokenAt: string; reason: string }> {
-  const { rows } = await db.query<AuditRow>('SELECT * FROM audit_events ORDER BY seq');
-  let prev = GENESIS_HASH;
-  for (const row of rows) {
-    const e = fromRow(row);
-    if (e.prevHash !== prev) return { ok: false, brokenAt: e.seq, reason: 'previous-hash link does not match' };
-    if (auditHash(e) !== e.hash) return { ok: false, brokenAt: e.seq, reason: 'content does not match its hash' };
-    prev = e.hash;
+  q: AuditQuery,
+): Promise<{ items: AuditEvent[]; nextCursor: string | null }> {
+  const { rows } = await db.query<AuditRow>(
+    `SELECT * FROM audit_events
+      WHERE tenant_id = $1
+        AND ($2::text IS NULL OR actor = $2)
+        AND ($3::text IS NULL OR action = $3)
+        AND ($4::text IS NULL OR workflow_id = $4)
+        AND ($5::timestamptz IS NULL OR occurred_at >= $5)
+        AND ($6::timestamptz IS NULL OR occurred_at < $6)
+        AND seq > $7::bigint
+        AND ($8::bigint IS NULL OR seq <= $8)
+      ORDER BY seq
+      LIMIT $9`,
+    [
+      q.tenantId,
+      q.actor ?? null,
+      q.action ?? null,
+      q.workflowId ?? null,
+      q.since ?? null,
+      q.until ?? null,
+      q.afterSeq ?? '0',
+      q.throughSeq ?? null,
+      q.limit + 1,
+    ],
+  );
+  const items = rows.slice(0, q.limit).map(fromRow);
+  return { items, nextCursor: rows.length > q.limit ? (items.at(-1)?.seq ?? null) : null };
+}
+
+/** One of a tenant's events by its id. */
+export async function getAuditEvent(
+  db: Db | PoolClient,
+  tenantId: string,
+  id: string,
+): Promise<AuditEvent | undefined> {
+  const { rows } = await db.query<AuditRow>('SELECT * FROM audit_events WHERE tenant_id = $1 AND id = $2', [
+    tenantId,
+    id,
+  ]);
+  return rows[0] ? fromRow(rows[0]) : undefined;
+}
+
+/** The seq of the newest event (any tenant), '0' when there is none. */
+export async function auditHeadSeq(db: Db | PoolClient): Promise<string> {
+  const { rows } = await db.query<{ seq: string }>('SELECT COALESCE(max(seq), 0)::text AS seq FROM audit_events');
+  return rows[0]?.seq ?? '0';
+}
+
+/** Every event after `afterSeq` (through `throughSeq`, if given) in chain order, read a page at a time. */
+async function* chainAfter(
+  db: Db | PoolClient,
+  afterSeq = '0',
+  throughSeq?: string,
+  pageSize = 1000,
+): AsyncGenerator<AuditEvent> {
+  let cursor = afterSeq;
+  for (;;) {
+    const { rows } = await db.query<AuditRow>(
+      'SELECT * FROM audit_events WHERE seq > $1::bigint AND ($2::bigint IS NULL OR seq <= $2) ORDER BY seq LIMIT $3',
+      [cursor, throughSeq ?? null, pageSize],
+    );
+    for (const row of rows) yield fromRow(row);
+    if (rows.length < pageSize) return;
+    cursor = rows.at(-1)!.seq;
   }
-  return { ok: true, count: rows.length };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Checkpoints
+
+export interface AuditCheckpoint {
+  id: string;
+  headSeq: string;
+  headHash: string;
+  /** Events with seq ≤ headSeq when it was signed. */
+  count: number;
+  signedAt: string;
+  signature: JsonSignature;
+}
+
+interface CheckpointRow {
+  id: string;
+  head_seq: string;
+  head_hash: string;
+  event_count: string;
+  signed_at: Date;
+  key_id: string;
+  signature: string;
+  payload_sha256: string;
+}
+
+function checkpointFromRow(r: CheckpointRow): AuditCheckpoint {
+  return {
+    id: r.id,
+    headSeq: r.head_seq,
+    headHash: r.head_hash,
+    count: Number(r.event_count),
+    signedAt: r.signed_at.toISOString(),
+    signature: { alg: 'Ed25519', keyId: r.key_id, signature: r.signature, payloadSha256: r.payload_sha256 },
+  };
+}
+
+/** What a checkpoint's signature covers (canonical JSON, so field order does not matter). */
+export function checkpointPayload(c: Pick<AuditCheckpoint, 'headSeq' | 'headHash' | 'count' | 'signedAt'>) {
+  return { headSeq: c.headSeq, headHash: c.headHash, count: c.count, signedAt: c.signedAt };
+}
+
+/** createCheckpoint refuses to sign a chain that does not extend the previous checkpoint. */
+export class AuditChainBroken extends Error {
+  override name = 'AuditChainBroken';
+}
+
+/**
+ * Signs the current head of the chain into audit_checkpoints (and registers the key's public half in signing_keys).
+ * Before signing, the events since the previous checkpoint are checked (links, hashes, the count) so that a checkpoint
+ * only ever extends a chain that matched the last one; a break throws AuditChainBroken and nothing is signed.
+ * Returns null while the trail is empty.
+ */
+export async function createCheckpoint(db: Db, key: SigningKey): Promise<AuditCheckpoint | null> {
+  await db.query('INSERT INTO signing_keys (key_id, public_key_pem) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING', [
+    key.keyId,
+    key.publicKeyPem,
+  ]);
+  const client = await db.connect();
+  try {
+    // One snapshot for the previous checkpoint, the head, the count and the events between.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    const head = await client.query<{ seq: string; hash: string; count: string; signed_at: Date }>(
+      `SELECT h.seq, h.hash, (SELECT count(*) FROM audit_events a WHERE a.seq <= h.seq) AS count,
+              date_trunc('milliseconds', clock_timestamp()) AS signed_at
+         FROM (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) h`,
+    );
+    const h = head.rows[0];
+    if (!h) {
+      await client.query('ROLLBACK');
+      return null;
+    }
+    // The previous checkpoint is the newest one this key signed and whose signature verifies: a row someone else
+    // inserted cannot steer (or stop) checkpointing. None (a new key): the whole chain is checked once.
+    const previous = await client.query<CheckpointRow>(
+      'SELECT * FROM audit_checkpoints WHERE key_id = $1 AND head_seq <= $2 ORDER BY head_seq DESC, id DESC LIMIT 20',
+      [key.keyId, h.seq],
+    );
+    const prev = previous.rows
+      .map(checkpointFromRow)
+      .find((c) => verifyJson(checkpointPayload(c), c.signature, key.publicKeyPem));
+    let prevHash = GENESIS_HASH;
+    let count = 0;
+    if (prev) {
+      const at = await client.query<{ hash: string }>('SELECT hash FROM audit_events WHERE seq = $1', [prev.headSeq]);
+      if (at.rows[0]?.hash !== prev.headHash) {
+        throw new AuditChainBroken(`checkpoint ${prev.id}: its head event ${prev.headSeq} is missing or changed`);
+      }
+      prevHash = prev.headHash;
+      count = prev.count;
+    }
+    for await (const e of chainAfter(client, prev?.headSeq, h.seq)) {
+      if (e.prevHash !== prevHash) throw new AuditChainBroken(`event ${e.seq}: previous-hash link does not match`);
+      if (auditHash(e) !== e.hash) throw new AuditChainBroken(`event ${e.seq}: content does not match its hash`);
+      prevHash = e.hash;
+      count += 1;
+    }
+    if (count !== Number(h.count)) {
+      throw new AuditChainBroken(
+        `${h.count} events up to ${h.seq}, but checkpoint ${prev?.id ?? '(none)'} and the events since make ${count}`,
+      );
+    }
+    const draft = { headSeq: h.seq, headHash: h.hash, count, signedAt: h.signed_at.toISOString() };
+    const signature = signJson(checkpointPayload(draft), key);
+    const inserted = await client.query<CheckpointRow>(
+      `INSERT INTO audit_checkpoints (head_seq, head_hash, event_count, signed_at, key_id, signature, payload_sha256)
+       VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING *`,
+      [
+        draft.headSeq,
+        draft.headHash,
+        draft.count,
+        draft.signedAt,
+        signature.keyId,
+        signature.signature,
+        signature.payloadSha256,
+      ],
+    );
+    await client.query('COMMIT');
+    return checkpointFromRow(inserted.rows[0]!);
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Verification
+
+export interface CheckpointProblem {
+  checkpointId: string;
+  headSeq: string;
+  reason: string;
+}
+
+export interface CheckpointReport {
+  /** How many checkpoints were checked (all of them). */
+  checked: number;
+  /** The most recently signed checkpoint, if any. */
+  latest: (Omit<AuditCheckpoint, 'signature'> & { keyId: string }) | null;
+  problems: CheckpointProblem[];
+}
+
+export type AuditVerification =
+  | { ok: true; count: number; checkpoints: CheckpointReport }
+  | { ok: false; count: number; brokenAt: string; reason: string; checkpoints: CheckpointReport };
+
+export interface VerifyOptions {
+  /**
+   * Key ids whose checkpoints are trusted. By default any key in signing_keys is: someone who can write to the
+   * database could add a key of their own there, so pin the deployment's key ids for the stronger check.
+   */
+  trustedKeyIds?: readonly string[];
+  pageSize?: number;
+}
+
+/**
+ * Walks the whole chain (every tenant) and checks every checkpoint against it. Reports the first broken link: the
+ * first event whose link or content does not verify, or a checkpoint whose head event is missing (tail truncated,
+ * rows deleted), whose head hash differs (chain rewritten) or whose count differs (rows deleted or inserted before
+ * the head), whichever comes first in chain order; and a checkpoint whose signature does not verify against
+ * signing_keys. Given a pool, it reads one consistent snapshot; given a client, it reads through that client (and its
+ * transaction, if one is open).
+ */
+export async function verifyAuditChain(db: Db | PoolClient, options: VerifyOptions = {}): Promise<AuditVerification> {
+  if (!(db instanceof pg.Pool)) return walkChain(db, options);
+  const client = await db.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    return await walkChain(client, options);
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release();
+  }
+}
+
+async function walkChain(db: PoolClient, options: VerifyOptions): Promise<AuditVerification> {
+  const checkpoints = (await db.query<CheckpointRow>('SELECT * FROM audit_checkpoints ORDER BY head_seq, id')).rows.map(
+    checkpointFromRow,
+  );
+  const keys = new Map(
+    (
+      await db.query<{ key_id: string; public_key_pem: string }>('SELECT key_id, public_key_pem FROM signing_keys')
+    ).rows.map((r) => [r.key_id, r.public_key_pem]),
+  );
+  const problems: CheckpointProblem[] = [];
+  const problem = (c: AuditCheckpoint, reason: string): void =>
+    void problems.push({ checkpointId: c.id, headSeq: c.headSeq, reason });
+
+  for (const c of checkpoints) {
+    const pem = keys.get(c.signature.keyId);
+    if (!pem) {
+      problem(c, `signed by key ${c.signature.keyId}, which is not in signing_keys`);
+      continue;
+    }
+    if (options.trustedKeyIds && !options.trustedKeyIds.includes(c.signature.keyId)) {
+      problem(c, `signed by key ${c.signature.keyId}, which is not trusted`);
+    }
+    let valid: boolean;
+    try {
+      valid = verifyJson(checkpointPayload(c), c.signature, pem);
+    } catch {
+      valid = false;
+    }
+    if (!valid) problem(c, 'signature does not verify');
+  }
+
+  let prev = GENESIS_HASH;
+  let count = 0;
+  let broken: { seq: string; reason: string } | undefined;
+  let next = 0; // the next checkpoint (by head seq) to meet in the walk
+  for await (const e of chainAfter(db, '0', undefined, options.pageSize)) {
+    count += 1;
+    if (!broken) {
+      if (e.prevHash !== prev) broken = { seq: e.seq, reason: 'previous-hash link does not match' };
+      else if (auditHash(e) !== e.hash) broken = { seq: e.seq, reason: 'content does not match its hash' };
+    }
+    prev = e.hash;
+    const seq = BigInt(e.seq);
+    for (; next < checkpoints.length && BigInt(checkpoints[next]!.headSeq) <= seq; next++) {
+      const c = checkpoints[next]!;
+      if (c.headSeq !== e.seq) problem(c, `its head event ${c.headSeq} is missing (rows deleted)`);
+      else if (c.headHash !== e.hash)
+        problem(c, `its head event ${c.headSeq} has another hash (the chain was rewritten)`);
+      else if (c.count !== count) {
+        problem(c, `${count} events up to its head ${c.headSeq}, it signed ${c.count} (rows deleted or inserted)`);
+      }
+    }
+  }
+  for (const c of checkpoints.slice(next)) {
+    problem(c, `its head event ${c.headSeq} is missing (the tail was truncated)`);
+  }
+
+  const latest = checkpoints.reduce<AuditCheckpoint | undefined>(
+    (a, c) => (!a || BigInt(c.id) > BigInt(a.id) ? c : a),
+    undefined,
+  );
+  const report: CheckpointReport = {
+    checked: checkpoints.length,
+    latest: latest
+      ? {
+          id: latest.id,
+          headSeq: latest.headSeq,
+          headHash: latest.headHash,
+          count: latest.count,
+          signedAt: latest.signedAt,
+          keyId: latest.signature.keyId,
+        }
+      : null,
+    problems,
+  };
+  // The first broken link in chain order; on a tie the event's own break comes before a checkpoint's finding.
+  let first = broken;
+  for (const p of problems) {
+    if (!first || BigInt(p.headSeq) < BigInt(first.seq)) {
+      first = { seq: p.headSeq, reason: `checkpoint ${p.checkpointId}: ${p.reason}` };
+    }
+  }
+  return first
+    ? { ok: false, count, brokenAt: first.seq, reason: first.reason, checkpoints: report }
+    : { ok: true, count, checkpoints: report };
 }

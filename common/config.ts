@@ -25,6 +25,55 @@ const duration = z
 
 const POOLS = ['orchestration', 'planning', 'council', 'execution', 'inference', 'federation'] as const;
 
+/** Key material that never shows in logs, JSON or util.inspect; reveal() hands the bytes to the codec. */
+export class SecretKey {
+  readonly #bytes: Buffer;
+  constructor(bytes: Buffer) {
+    this.#bytes = bytes;
+  }
+  reveal(): Buffer {
+    return this.#bytes;
+  }
+  toJSON(): string {
+    return '[redacted]';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return 'SecretKey [redacted]';
+  }
+}
+
+const PAYLOAD_KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** "id:base64-key,id2:base64-key": each key exactly 32 bytes (AES-256), ids unique. Messages never quote a key. */
+const payloadKeys = z.string().transform((value, ctx) => {
+  const keys = new Map<string, SecretKey>();
+  const fail = (message: string): typeof z.NEVER => {
+    ctx.issues.push({ code: 'custom', message, input: '[redacted]' });
+    return z.NEVER;
+  };
+  const entries = value
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  if (entries.length === 0) return fail('expected "id:base64-key[,id:base64-key…]"');
+  for (const [index, entry] of entries.entries()) {
+    const colon = entry.indexOf(':');
+    const id = colon > 0 ? entry.slice(0, colon) : '';
+    const encoded = colon > 0 ? entry.slice(colon + 1) : '';
+    if (!PAYLOAD_KEY_ID.test(id) || !encoded) {
+      return fail(`entry ${index + 1} is not "id:base64-key" (id: letters, digits, . _ -; at most 64)`);
+    }
+    if (keys.has(id)) return fail(`key id "${id}" appears more than once`);
+    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(encoded)) return fail(`key "${id}" is not base64`);
+    const bytes = Buffer.from(encoded, 'base64');
+    if (bytes.length !== 32) {
+      return fail(`key "${id}" is ${bytes.length} bytes once base64-decoded; expected 32 (AES-256)`);
+    }
+    keys.set(id, new SecretKey(bytes));
+  }
+  return keys;
+});
+
 export const ConfigSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -33,6 +82,23 @@ export const ConfigSchema = z.object({
   API_HOST: z.string().min(1).default('127.0.0.1'),
   API_PORT: port.default(8080),
   API_BODY_LIMIT: z.string().default('1mb'),
+  /** Requests per minute per API key or token subject. */
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  /** The tenant whose admins may create other tenants (`npm run bootstrap` creates it with the first admin key). */
+  BOOTSTRAP_TENANT: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/)
+    .default('default'),
+  /**
+   * JWT bearer tokens (besides API keys): HS256 with JWT_SECRET, or RS256/ES256 against JWT_JWKS_URL (an identity
+   * provider). Issuer and audience are checked; the tenant and roles come from the named claims.
+   */
+  JWT_SECRET: z.string().min(32, 'at least 32 characters').optional(),
+  JWT_JWKS_URL: z.string().url().optional(),
+  JWT_ISSUER: z.string().min(1).optional(),
+  JWT_AUDIENCE: z.string().min(1).default('agent-agency'),
+  JWT_TENANT_CLAIM: z.string().min(1).default('tenant'),
+  JWT_ROLES_CLAIM: z.string().min(1).default('roles'),
 
   DATABASE_URL: z
     .string()
@@ -50,6 +116,12 @@ export const ConfigSchema = z.object({
   TEMPORAL_TLS_CA_PATH: z.string().optional(),
   TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
   TEMPORAL_API_KEY: z.string().optional(),
+  /**
+   * Payload encryption (temporal/codec.ts): "id:base64-32-byte-key,…" and the id new payloads are encrypted with.
+   * Unset: payloads are stored in plaintext. Rotate by adding a key, making it active, and keeping the old one.
+   */
+  PAYLOAD_KEYS: payloadKeys.optional(),
+  PAYLOAD_KEY_ID: z.string().regex(PAYLOAD_KEY_ID, 'expected a key id (letters, digits, . _ -)').optional(),
   /** Prefix for every task queue, so several deployments can share one namespace. */
   TASK_QUEUE_PREFIX: z
     .string()
@@ -64,6 +136,16 @@ export const ConfigSchema = z.object({
   /** A prebuilt workflow bundle (scripts/bundle-workflows.ts); without it the orchestration worker bundles at start. */
   WORKFLOW_BUNDLE_PATH: z.string().optional(),
   WORKER_SHUTDOWN_GRACE: duration.prefault('30s'),
+  /**
+   * A worker process serves GET /metrics on WORKER_METRICS_HOST:WORKER_METRICS_PORT (0 = off): its own metrics merged
+   * with the Temporal SDK's, which the SDK exports on 127.0.0.1:WORKER_SDK_METRICS_PORT (0 = off; loopback only).
+   */
+  WORKER_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+  WORKER_SDK_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
+  /** Circuit breakers around external services (model providers): consecutive failures that open one, and cool-down. */
+  CIRCUIT_BREAKER_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
+  CIRCUIT_BREAKER_COOLDOWN: duration.prefault('30s'),
 
   /**
    * Language models. `offline` (the default) is the embedded provider: no model calls; tasks carry a working spec
@@ -96,6 +178,8 @@ export const ConfigSchema = z.object({
 
   /** Where the Ed25519 key that signs council verdicts is kept (created on first use); default AGENCY_HOME/keys. */
   SIGNING_KEY_DIR: z.string().min(1).optional(),
+  /** How often the audit chain's head is signed into a checkpoint (the Temporal Schedule `audit-checkpoint`). */
+  AUDIT_CHECKPOINT_INTERVAL: duration.prefault('15m'),
 
   /** Programs the execution pool may start for a spec's commands and gates. */
   EXECUTION_ALLOWED_COMMANDS: z
@@ -123,6 +207,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** Variables whose values an error message must never repeat. */
+const SECRET_VARIABLES = new Set(['PAYLOAD_KEYS', 'TEMPORAL_API_KEY', 'LLM_API_KEY', 'JWT_SECRET']);
+
 /** Reads the configuration from an environment (process.env by default). Throws ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const input: Record<string, string> = {};
@@ -135,7 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const variable = String(issue.path[0] ?? '(config)');
-        const got = input[variable];
+        const got = SECRET_VARIABLES.has(variable) ? undefined : input[variable];
         return {
           variable,
           message: got === undefined ? issue.message : `${issue.message} (got ${JSON.stringify(got)})`,
@@ -155,9 +242,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       { variable: 'LLM_API_KEY', message: 'required for the OpenAI API (or set LLM_BASE_URL for a local server)' },
     ]);
   }
+  if (config.JWT_SECRET && config.JWT_JWKS_URL) {
+    throw new ConfigError([
+      { variable: 'JWT_JWKS_URL', message: 'set either JWT_SECRET (HS256) or JWT_JWKS_URL, not both' },
+    ]);
+  }
   if (config.TEMPORAL_TLS_CERT_PATH && !config.TEMPORAL_TLS_KEY_PATH) {
     throw new ConfigError([
       { variable: 'TEMPORAL_TLS_KEY_PATH', message: 'required when TEMPORAL_TLS_CERT_PATH is set' },
+    ]);
+  }
+  if (config.PAYLOAD_KEYS && !config.PAYLOAD_KEY_ID) {
+    throw new ConfigError([{ variable: 'PAYLOAD_KEY_ID', message: 'required when PAYLOAD_KEYS is set' }]);
+  }
+  if (config.PAYLOAD_KEY_ID && !config.PAYLOAD_KEYS?.has(config.PAYLOAD_KEY_ID)) {
+    throw new ConfigError([
+      {
+        variable: 'PAYLOAD_KEY_ID',
+        message: config.PAYLOAD_KEYS
+          ? `"${config.PAYLOAD_KEY_ID}" is not one of the PAYLOAD_KEYS ids (${[...config.PAYLOAD_KEYS.keys()].join(', ')})`
+          : 'set only together with PAYLOAD_KEYS',
+      },
     ]);
   }
   return config;

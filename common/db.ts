@@ -8,8 +8,51 @@ import { PROJECT_ROOT } from './config.js';
 
 export type Db = pg.Pool;
 
-export function createDb(databaseUrl: string, max = 10): Db {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 5_000 });
+/**
+ * The role the application's queries run as (migrations/0003_audit_hardening.sql): it may read and write the
+ * platform's tables, but only insert into the audit trail, its checkpoints and the signing keys.
+ *
+ * Production: DATABASE_URL names a dedicated LOGIN role that is a member of agency_app (or agency_app itself, given
+ * LOGIN), and migrations run separately as the owner. Fallback, used when DATABASE_URL names the owner or a superuser
+ * (dev, tests): every pooled connection switches to agency_app with SET ROLE. That holds the application to the
+ * role's privileges, but SQL running on the connection could RESET ROLE, so the dedicated login role is stronger.
+ */
+export const APP_ROLE = 'agency_app';
+
+export interface DbOptions {
+  /** The role each new connection switches to (default APP_ROLE); null keeps the login role (migrations, tests). */
+  role?: string | null;
+}
+
+/**
+ * Switches a new connection to `role`, when this database grants that role its privileges (migration 0003 applied)
+ * and the login role may assume it. Otherwise the connection keeps the login role: a database before migrate (the
+ * role may not exist yet, or exist for another database of the cluster but hold no grants here), or a dedicated login
+ * role that is not a member and has its own grants. One round trip; an error fails the connection (fail closed).
+ */
+async function assumeRole(client: pg.ClientBase, role: string): Promise<void> {
+  await client.query(
+    `SELECT set_config('role', r.rolname, false)
+       FROM pg_roles r
+      WHERE r.rolname = $1
+        AND r.rolname <> current_user
+        AND pg_has_role(current_user, r.oid, 'MEMBER')
+        AND EXISTS (SELECT 1 FROM pg_class c
+                     WHERE c.oid = to_regclass('public.audit_events') AND has_table_privilege(r.oid, c.oid, 'INSERT'))`,
+    [role],
+  );
+}
+
+export function createDb(databaseUrl: string, max = 10, { role = APP_ROLE }: DbOptions = {}): Db {
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max,
+    connectionTimeoutMillis: 5_000,
+    // pg-pool awaits onConnect before handing the connection out, and fails the checkout if it rejects (its type
+    // says void, the implementation takes a promise).
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises
+    ...(role ? { onConnect: (client: pg.ClientBase) => assumeRole(client, role) } : {}),
+  });
   // An idle client that loses its connection (database restarted) must not crash the process.
   pool.on('error', () => undefined);
   return pool;

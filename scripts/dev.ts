@@ -14,8 +14,11 @@ import { cp, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { loadConfigOrExit, PROJECT_ROOT } from '../common/config.js';
-import { migrate } from '../common/db.js';
+import { createDb, migrate } from '../common/db.js';
+import { bootstrapAdminKey } from './bootstrap.js';
+import { createTemporalClient } from '../temporal/connection.js';
 import { startDevServer, type DevServer } from '../temporal/dev-server.js';
+import { ensureAuditCheckpointSchedule } from '../temporal/schedules.js';
 
 const run = promisify(execFile);
 const config = loadConfigOrExit();
@@ -116,8 +119,17 @@ try {
     namespace: config.TEMPORAL_NAMESPACE,
     stateDir: config.AGENCY_HOME,
     log: say,
+    // Encrypted payloads: the Web UI decrypts them through the API's codec endpoint (api/routes/codec.ts).
+    codecEndpoint: config.PAYLOAD_KEYS
+      ? `http://${config.API_HOST === '0.0.0.0' ? '127.0.0.1' : config.API_HOST}:${config.API_PORT}/api/v1/codec`
+      : undefined,
   });
   const applied = await migrate(config.DATABASE_URL);
+  // An admin key for this session (expires in 7 days); the API needs one for everything but /health.
+  const keyDb = createDb(config.DATABASE_URL);
+  const apiKey = await bootstrapAdminKey(keyDb, config.BOOTSTRAP_TENANT, `dev-${Date.now()}`, 7);
+  await keyDb.end();
+  const auth = { 'x-api-key': apiKey };
   say(applied.length ? `database: applied ${applied.join(', ')}` : 'database: up to date');
 
   startChild('workers', 'workers/main.ts');
@@ -125,13 +137,24 @@ try {
   const api = `http://${config.API_HOST === '0.0.0.0' ? '127.0.0.1' : config.API_HOST}:${config.API_PORT}`;
   await waitFor(`${api}/health`, 60_000);
   say(`API:    ${api}  (health: ${api}/health)`);
+  say(`admin API key for this session (tenant ${config.BOOTSTRAP_TENANT}, 7 days): ${apiKey}`);
+  say(`        curl -H 'x-api-key: ${apiKey}' ${api}/api/v1/tasks`);
+  const scheduler = await createTemporalClient(config);
+  try {
+    const schedule = await ensureAuditCheckpointSchedule(scheduler, config);
+    say(
+      `audit:  schedule ${schedule.scheduleId} signs the audit chain head every ${config.AUDIT_CHECKPOINT_INTERVAL / 1000} s`,
+    );
+  } finally {
+    await scheduler.connection.close();
+  }
 
   const workspace = await prepareDemoWorkspace();
   say(`demo workspace: ${workspace} (samples/calculator: average() is off by one, one test fails)`);
   const post = async (url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
     const res = await fetch(`${api}${url}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...auth },
       body: JSON.stringify(body),
     });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -163,7 +186,7 @@ try {
   let last = '';
   let approved = false;
   for (;;) {
-    const state = (await (await fetch(`${api}/api/v1/tasks/${task.id}`)).json()) as View;
+    const state = (await (await fetch(`${api}/api/v1/tasks/${task.id}`, { headers: auth })).json()) as View;
     const line = `  ${state.status}${state.step ? `: ${state.step}` : ''}`;
     if (line !== last) say((last = line));
     const pending = state.progress?.pendingApproval;

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
 import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow/tls-config.js';
 import type { Config } from '../common/config.js';
+import { dataConverterFromConfig } from './codec.js';
 
 type TemporalConfig = Pick<
   Config,
@@ -14,6 +15,8 @@ type TemporalConfig = Pick<
   | 'TEMPORAL_TLS_CA_PATH'
   | 'TEMPORAL_TLS_SERVER_NAME'
   | 'TEMPORAL_API_KEY'
+  | 'PAYLOAD_KEYS'
+  | 'PAYLOAD_KEY_ID'
 >;
 
 /** Options accepted by both Connection (client) and NativeConnection (worker). */
@@ -46,5 +49,10 @@ export async function connectionOptions(config: TemporalConfig): Promise<Tempora
 
 export async function createTemporalClient(config: TemporalConfig): Promise<Client> {
   const connection = await Connection.connect(await connectionOptions(config));
-  return new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  // With PAYLOAD_KEYS, payloads are encrypted before they reach the server (temporal/codec.ts).
+  return new Client({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    dataConverter: dataConverterFromConfig(config),
+  });
 }

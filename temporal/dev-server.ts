@@ -21,6 +21,8 @@ export interface DevServerOptions {
   uiPort?: number;
   /** false: no Web UI (tests). */
   ui?: boolean;
+  /** The Web UI's remote codec (`--ui-codec-endpoint`), e.g. http://127.0.0.1:8080/api/v1/codec: decrypted payloads. */
+  codecEndpoint?: string;
   namespace?: string;
   /** Directory for the SQLite file, pid file and log. */
   stateDir: string;
@@ -116,6 +118,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     '--log-level',
     'warn',
     ...(ui ? ['--ui-port', String(uiPort)] : ['--headless']),
+    ...(ui && opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
   ];
   const logFile = await open(path.join(opts.stateDir, `temporal-${port}.log`), 'a');
   const child = spawn(cli, args, { detached: true, stdio: ['ignore', logFile.fd, logFile.fd] });

@@ -5,13 +5,17 @@
  *   tsx workers/main.ts --queues execution    one pool (agency-execution) per process, as in production
  *
  * SIGINT/SIGTERM: the SDK stops polling, lets in-flight activities finish within WORKER_SHUTDOWN_GRACE, then exits.
+ * Metrics: GET /metrics on WORKER_METRICS_HOST:WORKER_METRICS_PORT (workers/metrics-server.ts), with the Temporal
+ * SDK's metrics merged in from its exporter on 127.0.0.1:WORKER_SDK_METRICS_PORT.
  */
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfigOrExit } from '../common/config.js';
 import { createDb } from '../common/db.js';
 import { createLogger } from '../common/logger.js';
+import { enableDefaultMetrics } from '../common/metrics.js';
 import { OrtThread } from '../activities/inference/index.js';
 import { connectionOptions } from '../temporal/connection.js';
+import { startWorkerMetricsServer, type WorkerMetricsServer } from './metrics-server.js';
 import { createPoolWorkers } from './pools.js';
 import { installRuntime } from './runtime.js';
 
@@ -20,12 +24,40 @@ const env = argQueues > 0 ? { ...process.env, WORKER_QUEUES: process.argv[argQue
 const config = loadConfigOrExit(env);
 const log = createLogger(config.LOG_LEVEL, { component: 'worker' });
 
-installRuntime(log, config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN');
+const sdkMetricsAddress =
+  config.WORKER_METRICS_PORT && config.WORKER_SDK_METRICS_PORT
+    ? `127.0.0.1:${config.WORKER_SDK_METRICS_PORT}`
+    : undefined;
+const sdkMetrics = installRuntime(
+  log,
+  config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace' ? 'DEBUG' : 'WARN',
+  sdkMetricsAddress ? { bindAddress: sdkMetricsAddress } : undefined,
+);
+enableDefaultMetrics();
+let metricsServer: WorkerMetricsServer | undefined;
+if (config.WORKER_METRICS_PORT) {
+  // A taken port costs the metrics, not the worker.
+  metricsServer = await startWorkerMetricsServer({
+    host: config.WORKER_METRICS_HOST,
+    port: config.WORKER_METRICS_PORT,
+    sdkMetricsUrl: sdkMetrics ? `http://${sdkMetricsAddress}/metrics` : undefined,
+    log,
+  }).catch((err: unknown) => {
+    log.error({ err, port: config.WORKER_METRICS_PORT }, 'worker metrics server did not start');
+    return undefined;
+  });
+  if (metricsServer) log.info({ url: metricsServer.url, sdkMetrics }, 'worker metrics');
+}
 const connection = await NativeConnection.connect(await connectionOptions(config));
 const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
 const ort = new OrtThread();
 const workers = await createPoolWorkers(
-  { connection, namespace: config.TEMPORAL_NAMESPACE, prefix: config.TASK_QUEUE_PREFIX, deps: { db, config, ort } },
+  {
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    prefix: config.TASK_QUEUE_PREFIX,
+    deps: { db, config, ort, log },
+  },
   config.WORKER_QUEUES,
 );
 log.info({ pools: config.WORKER_QUEUES, pid: process.pid, namespace: config.TEMPORAL_NAMESPACE }, 'workers polling');
@@ -33,6 +65,7 @@ try {
   // Worker.run() resolves after the SDK's own SIGINT/SIGTERM handling has drained the worker.
   await Promise.all(workers.map((w) => w.run()));
 } finally {
+  await metricsServer?.close();
   await ort.close();
   await db.end();
   await connection.close();

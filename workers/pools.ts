@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createAuditActivities } from '../activities/audit/index.js';
 import { createCouncilActivities } from '../activities/council/index.js';
 import { createExecutionActivities } from '../activities/execution/index.js';
 import { createFederationActivities } from '../activities/federation/index.js';
@@ -12,12 +13,16 @@ import { createInferenceActivities, type OrtThread } from '../activities/inferen
 import { createPlanningActivities } from '../activities/planning/index.js';
 import { PROJECT_ROOT, type Config, type Pool } from '../common/config.js';
 import type { Db } from '../common/db.js';
+import type { Logger } from '../common/logger.js';
+import { dataConverterFromConfig } from '../temporal/codec.js';
 import { queueFor } from '../temporal/task-queues.js';
 
 export interface PoolDeps {
   db: Db;
   config: Config;
   ort: OrtThread;
+  /** Activity log lines (with each task's correlation id) go here; silent when not given. */
+  log?: Logger;
 }
 
 export interface PoolContext {
@@ -34,7 +39,7 @@ type PoolFactory = (ctx: PoolContext) => Promise<Worker>;
 function common(
   ctx: PoolContext,
   pool: Pool,
-): Pick<WorkerOptions, 'connection' | 'namespace' | 'taskQueue' | 'shutdownGraceTime' | 'identity'> {
+): Pick<WorkerOptions, 'connection' | 'namespace' | 'taskQueue' | 'shutdownGraceTime' | 'identity' | 'dataConverter'> {
   return {
     connection: ctx.connection,
     namespace: ctx.namespace,
@@ -43,6 +48,8 @@ function common(
     // to another worker once their heartbeat times out.
     shutdownGraceTime: ctx.deps.config.WORKER_SHUTDOWN_GRACE,
     identity: `${ctx.identity ?? `${process.pid}@${os.hostname()}`}/${pool}`,
+    // With PAYLOAD_KEYS, every input, result and memo is encrypted with AES-256-GCM (temporal/codec.ts).
+    dataConverter: dataConverterFromConfig(ctx.deps.config),
   };
 }
 
@@ -61,21 +68,24 @@ export const POOL_FACTORIES: Record<Pool, PoolFactory> = {
   planning: (ctx) =>
     Worker.create({
       ...common(ctx, 'planning'),
-      activities: createPlanningActivities({ db: ctx.deps.db, config: ctx.deps.config }),
+      activities: {
+        ...createPlanningActivities({ db: ctx.deps.db, config: ctx.deps.config, log: ctx.deps.log }),
+        ...createAuditActivities({ db: ctx.deps.db, config: ctx.deps.config }),
+      },
       maxConcurrentActivityTaskExecutions: 20,
     }),
   // Judges: rules are CPU-light; model judges wait on I/O.
   council: (ctx) =>
     Worker.create({
       ...common(ctx, 'council'),
-      activities: createCouncilActivities({ db: ctx.deps.db, config: ctx.deps.config }),
+      activities: createCouncilActivities({ db: ctx.deps.db, config: ctx.deps.config, log: ctx.deps.log }),
       maxConcurrentActivityTaskExecutions: 20,
     }),
   // Steps and gates run real programs: bounded by the machine's cores.
   execution: (ctx) =>
     Worker.create({
       ...common(ctx, 'execution'),
-      activities: createExecutionActivities({ db: ctx.deps.db, config: ctx.deps.config }),
+      activities: createExecutionActivities({ db: ctx.deps.db, config: ctx.deps.config, log: ctx.deps.log }),
       maxConcurrentActivityTaskExecutions: 4,
     }),
   // ONNX sessions in one worker thread per process.

@@ -3,3 +3,4 @@ export { agentTaskWorkflow } from './task/agent-task.workflow.js';
 export { councilDeliberationWorkflow } from './council/council-deliberation.workflow.js';
 export { executionWorkflow } from './execution/execution.workflow.js';
 export { systemCheckWorkflow } from './system/system-check.workflow.js';
+export { auditCheckpointWorkflow } from './audit/audit-checkpoint.workflow.js';

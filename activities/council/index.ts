@@ -7,12 +7,20 @@
  * it also asks the model; the model's answer must match the verdict schema, and a malformed answer makes the judge
  * `uncertain`, keeping the deterministic violations (so a critical finding still vetoes).
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { appendAuditEvent } from '../../common/audit.js';
 import { getArtifact, putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
+import type { Logger } from '../../common/logger.js';
+import {
+  councilConsensusTotal,
+  councilDecisionSeconds,
+  councilReviewsTotal,
+  judgeLatencySeconds,
+  judgeVerdictsTotal,
+} from '../../common/metrics.js';
 import { loadOrCreateSigningKey, signJson, type SigningKey } from '../../common/signing.js';
 import {
   EvidenceSchema,
@@ -28,6 +36,7 @@ import type { FinalVerdict } from '../../workflows/council/definitions.js';
 import { judgeWithModelMetered } from '../planning/llm-planner.js';
 import { toActivityFailure } from '../planning/model-errors.js';
 import { createLanguageModel, type LanguageModel } from '../planning/providers.js';
+import { activityLogger, SILENT } from '../logging.js';
 import { JUDGE_EVALUATORS } from './judges.js';
 
 export interface CouncilDeps {
@@ -35,6 +44,8 @@ export interface CouncilDeps {
   config: Config;
   /** Overrides the configured model (tests); undefined means "use the configuration". */
   model?: LanguageModel | null;
+  /** Activity logs (with the task's correlation id); silent when not given. */
+  log?: Logger;
 }
 
 export interface JudgeOutcome {
@@ -94,7 +105,34 @@ export function mergeVerdicts(rules: JudgeVerdict, model: JudgeVerdict): JudgeVe
   };
 }
 
-export function createCouncilActivities({ db, config, model: override }: CouncilDeps) {
+/** `unanimous` when every judge of the deciding round gave the same verdict, else `split`. */
+export function consensusOf(votes: readonly Pick<JudgeVerdict, 'verdict'>[]): 'unanimous' | 'split' {
+  return new Set(votes.map((v) => v.verdict)).size <= 1 ? 'unanimous' : 'split';
+}
+
+/**
+ * Seconds since the council session (the workflow running this activity) started, as the server recorded it;
+ * undefined outside an activity or when the server does not answer within 2 s (the metric is then not observed).
+ */
+async function sessionAgeSeconds(sessionId: string): Promise<number | undefined> {
+  try {
+    const { client, info } = Context.current();
+    const described = await client.connection.withDeadline(Date.now() + 2_000, () =>
+      client.workflowService.describeWorkflowExecution({
+        namespace: info.workflowNamespace ?? info.activityNamespace,
+        execution: { workflowId: sessionId },
+      }),
+    );
+    const start = described.workflowExecutionInfo?.startTime;
+    if (!start?.seconds) return undefined;
+    const startedMs = Number(start.seconds) * 1000 + Math.floor((start.nanos ?? 0) / 1e6);
+    return Math.max(0, (Date.now() - startedMs) / 1000);
+  } catch {
+    return undefined;
+  }
+}
+
+export function createCouncilActivities({ db, config, model: override, log = SILENT }: CouncilDeps) {
   let key: Promise<SigningKey> | undefined;
   const signingKey = (): Promise<SigningKey> => (key ??= loadOrCreateSigningKey(config.SIGNING_KEY_DIR));
   const model = (): LanguageModel | undefined => {
@@ -107,7 +145,7 @@ export function createCouncilActivities({ db, config, model: override }: Council
     }
   };
 
-  return {
+  const activities = {
     async runJudge(task: TaskRef, request: JudgeRequest): Promise<JudgeOutcome> {
       let diff: string | undefined;
       if (request.diffRef) {
@@ -222,6 +260,62 @@ export function createCouncilActivities({ db, config, model: override }: Council
         idempotencyKey: `${task.executionKey}/council.escalated/${record.sessionId}`,
         payload: { phase: record.phase, reason: record.reason, score: record.score, subjectHash: record.subjectHash },
       });
+    },
+  };
+
+  /** Council metrics of a session that ended (observed after its audit event was written: at least once). */
+  async function observeSession(
+    sessionId: string,
+    phase: 'plan' | 'result',
+    decision: FinalVerdict['decision'] | 'escalate',
+    consensus: 'unanimous' | 'split' | 'escalated',
+  ): Promise<void> {
+    councilReviewsTotal.inc({ phase, decision });
+    councilConsensusTotal.inc({ phase, consensus });
+    const age = await sessionAgeSeconds(sessionId);
+    if (age !== undefined) councilDecisionSeconds.observe({ phase, decision }, age);
+  }
+
+  // The activities as registered: the same, plus their metrics and log lines.
+  return {
+    ...activities,
+
+    async runJudge(task: TaskRef, request: JudgeRequest): Promise<JudgeOutcome> {
+      const started = performance.now();
+      const outcome = await activities.runJudge(task, request);
+      const latencyMs = performance.now() - started;
+      const labels = { judge: request.judgeId, phase: request.phase };
+      judgeLatencySeconds.observe(labels, latencyMs / 1000);
+      judgeVerdictsTotal.inc({ ...labels, verdict: outcome.verdict.verdict });
+      activityLogger(log, task).info(
+        { ...labels, verdict: outcome.verdict.verdict, score: outcome.verdict.score, latencyMs: Math.round(latencyMs) },
+        'judge verdict',
+      );
+      return outcome;
+    },
+
+    async recordVerdict(
+      task: TaskRef,
+      record: Parameters<typeof activities.recordVerdict>[1],
+    ): ReturnType<typeof activities.recordVerdict> {
+      const recorded = await activities.recordVerdict(task, record);
+      const { decision, score, rounds } = record.verdict;
+      const consensus = consensusOf(record.votes);
+      await observeSession(record.sessionId, record.phase, decision, consensus);
+      activityLogger(log, task).info(
+        { sessionId: record.sessionId, phase: record.phase, decision, score, rounds, consensus },
+        'council verdict recorded',
+      );
+      return recorded;
+    },
+
+    async recordEscalation(task: TaskRef, record: Parameters<typeof activities.recordEscalation>[1]): Promise<void> {
+      await activities.recordEscalation(task, record);
+      await observeSession(record.sessionId, record.phase, 'escalate', 'escalated');
+      activityLogger(log, task).warn(
+        { sessionId: record.sessionId, phase: record.phase, reason: record.reason, score: record.score },
+        'council escalated to a person',
+      );
     },
   };
 }

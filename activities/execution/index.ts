@@ -16,10 +16,12 @@ import { appendAuditEvent } from '../../common/audit.js';
 import { putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
+import type { Logger } from '../../common/logger.js';
 import type { DiffSummary } from '../../workflows/execution/definitions.js';
 import { gateKind } from '../../workflows/task/policy.js';
 import type { GateOutcome, StepOutcome, TaskRef } from '../../workflows/task/definitions.js';
 import type { Gate, SpecStep } from '../../workflows/task/spec.js';
+import { activityLogger, SILENT } from '../logging.js';
 import { parseIstanbulSummary, parseLcov, parseStrykerReport } from './reports.js';
 import { CommandRefused, runCommand } from './run-command.js';
 
@@ -28,6 +30,8 @@ const git = promisify(execFile);
 export interface ExecutionDeps {
   db: Db;
   config: Pick<Config, 'EXECUTION_ALLOWED_COMMANDS' | 'EXECUTION_COMMAND_TIMEOUT' | 'WORKSPACES_DIR'>;
+  /** Activity logs (with the task's correlation id); silent when not given. */
+  log?: Logger;
 }
 
 /** Where a coverage or mutation gate's report is read when the gate names none. */
@@ -80,7 +84,7 @@ export function insideWorkspace(root: string, relative: string): string {
   return full;
 }
 
-export function createExecutionActivities({ db, config }: ExecutionDeps) {
+export function createExecutionActivities({ db, config, log = SILENT }: ExecutionDeps) {
   const workspacesDir = config.WORKSPACES_DIR ?? path.join(os.tmpdir(), 'agency-workspaces');
   const workdirOf = (task: TaskRef): string =>
     path.join(workspacesDir, task.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_'));
@@ -120,6 +124,7 @@ export function createExecutionActivities({ db, config }: ExecutionDeps) {
         idempotencyKey: `${task.executionKey}/workspace.prepared`,
         payload: { baseCommit },
       });
+      activityLogger(log, task).info({ workdir, baseCommit }, 'workspace prepared');
       return { workdir, baseCommit };
     },
 
@@ -187,6 +192,10 @@ export function createExecutionActivities({ db, config }: ExecutionDeps) {
         idempotencyKey: key,
         payload: { ...outcome },
       });
+      activityLogger(log, task)[outcome.ok ? 'info' : 'warn'](
+        { step: index, kind: step.kind, ok: outcome.ok, detail: outcome.detail },
+        'step applied',
+      );
       return outcome;
     },
 
@@ -228,6 +237,10 @@ export function createExecutionActivities({ db, config }: ExecutionDeps) {
         idempotencyKey: `${task.executionKey}/gate-${gate.name}/${Context.current().info.activityId}`,
         payload: { ...outcome },
       });
+      activityLogger(log, task).info(
+        { gate: gate.name, passed: outcome.passed, exitCode: outcome.exitCode, durationMs: outcome.durationMs },
+        'gate evaluated',
+      );
       return outcome;
     },
 

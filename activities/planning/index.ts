@@ -13,10 +13,13 @@ import { putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
 import { hashJson } from '../../common/hash.js';
+import type { Logger } from '../../common/logger.js';
+import { riskScore, tasksCompletedTotal } from '../../common/metrics.js';
 import type { AgentTurn } from '../../workflows/execution/definitions.js';
 import type { ArtifactRef, RiskSummary, TaskRef } from '../../workflows/task/definitions.js';
 import { WaiverSchema, type Waiver } from '../../workflows/task/policy.js';
 import { parseWorkingSpec, type SpecStep, type WorkingSpec } from '../../workflows/task/spec.js';
+import { activityLogger, SILENT } from '../logging.js';
 import { nextAgentActionWithModel, type AgentAction } from './agent.js';
 import { assessAmbiguity } from './ambiguity.js';
 import { planWithModel } from './llm-planner.js';
@@ -32,7 +35,12 @@ export interface PlanningDeps {
   config: Config;
   /** Overrides the configured model (tests); undefined means "use the configuration". */
   model?: LanguageModel | null;
+  /** Activity logs (with the task's correlation id); silent when not given. */
+  log?: Logger;
 }
+
+/** Audit actions that end a task (agentTask's finish()). */
+const FINAL_TASK_EVENT = /^task\.(completed|failed|canceled)$/;
 
 export interface PlanUsage {
   tokens: number;
@@ -70,7 +78,7 @@ function commandsOf(spec: WorkingSpec): string[][] {
   return [...spec.steps.flatMap((s) => (s.kind === 'command' ? [s.run] : [])), ...spec.gates.map((g) => g.run)];
 }
 
-export function createPlanningActivities({ db, config, model: override }: PlanningDeps) {
+export function createPlanningActivities({ db, config, model: override, log = SILENT }: PlanningDeps) {
   const model = (): LanguageModel | undefined => {
     if (override !== undefined) return override ?? undefined;
     try {
@@ -184,6 +192,10 @@ export function createPlanningActivities({ db, config, model: override }: Planni
         };
       }
       const specRef = await putArtifact(db, task.tenantId, JSON.stringify(spec, null, 2), 'application/json');
+      activityLogger(log, task).info(
+        { source, specId: spec.id, riskTier: spec.risk_tier, steps: spec.steps.length, warnings: parsed.warnings.length },
+        'task planned',
+      );
       return {
         kind: 'planned',
         spec,
@@ -212,6 +224,11 @@ export function createPlanningActivities({ db, config, model: override }: Planni
         spec: spec,
         description,
       });
+      riskScore.observe({ tier: String(assessed.tier) }, assessed.score);
+      activityLogger(log, task).info(
+        { tier: assessed.tier, specTier: spec.risk_tier, score: assessed.score, method: assessed.method },
+        'task risk assessed',
+      );
       return Promise.resolve({
         tier: assessed.tier,
         specTier: spec.risk_tier,
@@ -280,6 +297,9 @@ export function createPlanningActivities({ db, config, model: override }: Planni
         idempotencyKey: `${task.executionKey}/${action}${suffix ? `/${suffix}` : ''}`,
         payload,
       });
+      const final = FINAL_TASK_EVENT.exec(action);
+      if (final) tasksCompletedTotal.inc({ status: final[1] });
+      activityLogger(log, task)[final?.[1] === 'failed' ? 'warn' : 'info']({ action }, 'task event recorded');
     },
 
     /** Stores a JSON document as a content-addressed artifact of the task's tenant. */

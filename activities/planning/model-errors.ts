@@ -15,6 +15,7 @@ import {
   APIConnectionTimeoutError as OpenAITimeoutError,
   APIUserAbortError as OpenAIUserAbortError,
 } from 'openai';
+import { CircuitOpenError } from '../../common/circuit-breaker.js';
 import { ConfigError } from '../../common/config.js';
 import type { TokenUsage } from './model-budget.js';
 
@@ -98,6 +99,10 @@ export function isRetryableStatus(status: number): boolean {
 
 /** Classifies an error thrown by either SDK (or by the network underneath) for the retry decision. */
 export function classifyModelError(err: unknown, now: number = Date.now()): ModelErrorClass {
+  // The provider's breaker is open (common/circuit-breaker.ts): no call was made; retry once the cool-down is over.
+  if (err instanceof CircuitOpenError) {
+    return { retryable: true, type: 'ModelCircuitOpen', retryAfterMs: err.retryAfterMs, message: err.message };
+  }
   if (err instanceof ModelOutputError) {
     return { retryable: false, type: 'ModelOutputError', message: err.message };
   }

@@ -5,12 +5,16 @@
  * - AnthropicModel: the Messages API with tools.
  * `createLanguageModel(config)` returns undefined for the `offline` provider: callers then use deterministic logic.
  * SDK retries are off: the activity's Temporal retry policy is the one retry loop (see model-errors.ts).
+ * Each adapter's `complete` goes through this process's circuit breaker for its provider and base URL
+ * (common/circuit-breaker.ts): while it is open, calls fail fast with CircuitOpenError, which model-errors.ts turns
+ * into a retryable failure whose next retry waits out the cool-down.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import { circuitBreakerFor, serviceOfUrl, type CircuitBreaker } from '../../common/circuit-breaker.js';
 import { ConfigError, type Config } from '../../common/config.js';
 import { computeCostUsd, type TokenPrice, type TokenUsage } from './model-budget.js';
-import { ModelOutputError } from './model-errors.js';
+import { classifyModelError, ModelOutputError } from './model-errors.js';
 
 export interface ChatMessage {
   role: 'user' | 'assistant';
@@ -71,6 +75,21 @@ export interface ModelOptions {
   /** Per-request timeout in milliseconds. */
   timeoutMs: number;
   price: TokenPrice;
+  /** The provider's circuit breaker (shared per provider and base URL in a process). Default: 5 failures, 30 s. */
+  breaker?: { failureThreshold: number; coolDownMs: number };
+}
+
+export const DEFAULT_MODEL_BREAKER = { failureThreshold: 5, coolDownMs: 30_000 };
+
+/**
+ * The process's breaker for a provider at a base URL. Only the retryable failure classes (connection errors,
+ * timeouts, 408/409/429/5xx) count: a 401 or a malformed answer means the service is up.
+ */
+export function modelBreaker(provider: string, baseURL: string, options = DEFAULT_MODEL_BREAKER): CircuitBreaker {
+  return circuitBreakerFor(serviceOfUrl(provider, baseURL), {
+    ...options,
+    isFailure: (err) => classifyModelError(err).retryable,
+  });
 }
 
 const DEFAULT_MAX_TOKENS = 4096;
@@ -90,6 +109,7 @@ export class OpenAICompatibleModel implements LanguageModel {
   private readonly client: OpenAI;
   private readonly price: TokenPrice;
   private readonly tokenLimitField: 'max_tokens' | 'max_completion_tokens';
+  private readonly breaker: CircuitBreaker;
 
   constructor(options: OpenAICompatibleOptions) {
     this.model = options.model;
@@ -103,9 +123,14 @@ export class OpenAICompatibleModel implements LanguageModel {
       timeout: options.timeoutMs,
       maxRetries: 0,
     });
+    this.breaker = modelBreaker(this.provider, options.baseURL ?? 'https://api.openai.com/v1', options.breaker);
   }
 
-  async complete(req: ModelRequest): Promise<ModelResponse> {
+  complete(req: ModelRequest): Promise<ModelResponse> {
+    return this.breaker.run(() => this.call(req));
+  }
+
+  private async call(req: ModelRequest): Promise<ModelResponse> {
     const system = req.json ? withJsonInstruction(req.system) : req.system;
     const params: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming = {
       model: this.model,
@@ -156,6 +181,7 @@ export class AnthropicModel implements LanguageModel {
   readonly model: string;
   private readonly client: Anthropic;
   private readonly price: TokenPrice;
+  private readonly breaker: CircuitBreaker;
 
   constructor(options: ModelOptions) {
     this.model = options.model;
@@ -168,9 +194,14 @@ export class AnthropicModel implements LanguageModel {
       timeout: options.timeoutMs,
       maxRetries: 0,
     });
+    this.breaker = modelBreaker(this.provider, options.baseURL ?? 'https://api.anthropic.com', options.breaker);
   }
 
-  async complete(req: ModelRequest): Promise<ModelResponse> {
+  complete(req: ModelRequest): Promise<ModelResponse> {
+    return this.breaker.run(() => this.call(req));
+  }
+
+  private async call(req: ModelRequest): Promise<ModelResponse> {
     const params: Anthropic.MessageCreateParamsNonStreaming = {
       model: this.model,
       max_tokens: req.maxTokens ?? DEFAULT_MAX_TOKENS,
@@ -208,7 +239,14 @@ export class AnthropicModel implements LanguageModel {
 
 export type LanguageModelConfig = Pick<
   Config,
-  'LLM_PROVIDER' | 'LLM_BASE_URL' | 'LLM_API_KEY' | 'LLM_MODEL' | 'LLM_TIMEOUT' | 'LLM_PRICE_PER_MTOK'
+  | 'LLM_PROVIDER'
+  | 'LLM_BASE_URL'
+  | 'LLM_API_KEY'
+  | 'LLM_MODEL'
+  | 'LLM_TIMEOUT'
+  | 'LLM_PRICE_PER_MTOK'
+  | 'CIRCUIT_BREAKER_FAILURES'
+  | 'CIRCUIT_BREAKER_COOLDOWN'
 >;
 
 /** The configured model, or undefined for the offline provider. Throws ConfigError when LLM_MODEL is missing. */
@@ -223,6 +261,7 @@ export function createLanguageModel(config: LanguageModelConfig): LanguageModel 
     baseURL: config.LLM_BASE_URL,
     timeoutMs: config.LLM_TIMEOUT,
     price: config.LLM_PRICE_PER_MTOK,
+    breaker: { failureThreshold: config.CIRCUIT_BREAKER_FAILURES, coolDownMs: config.CIRCUIT_BREAKER_COOLDOWN },
   };
   if (config.LLM_PROVIDER === 'anthropic') return new AnthropicModel(options);
   if (!config.LLM_API_KEY && !config.LLM_BASE_URL) {

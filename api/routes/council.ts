@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { Router, type Response } from 'express';
 import { WorkflowNotFoundError, type WorkflowExecutionDescription } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import type { Payload } from '@temporalio/common';
+import { decodeMapFromPayloads } from '@temporalio/common/lib/internal-non-workflow/codec-helpers.js';
 import { z } from 'zod';
 import { putArtifact } from '../../common/artifacts.js';
 import { hashJson } from '../../common/hash.js';
@@ -17,15 +18,15 @@ import { queueFor } from '../../temporal/task-queues.js';
 import { DEFAULT_TIER_POLICY } from '../../workflows/task/policy.js';
 import type { AppDeps } from '../app.js';
 import { HttpProblem, notFound, validationProblem } from '../errors.js';
-import { principalOf } from '../principal.js';
+import { principalOf, requireRole } from '../principal.js';
 import { checkSpec } from '../spec-input.js';
 import { decide } from './tasks.js';
 
-const SessionIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,200}$/, 'a council session id');
-const DecisionBodySchema = z
+export const SessionIdSchema = z.string().regex(/^[A-Za-z0-9_.-]{1,200}$/, 'a council session id');
+export const DecisionBodySchema = z
   .object({ hash: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 hex digest'), reason: z.string().max(2000).optional() })
   .strict();
-const ReviewBodySchema = z
+export const ReviewBodySchema = z
   .object({
     diff: z.string().min(1).max(5_000_000),
     spec: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
@@ -35,7 +36,7 @@ const ReviewBodySchema = z
     gates: z.array(GateStatusSchema.strict()).max(50).default([]),
   })
   .strict();
-const ListQuerySchema = z
+export const ListQuerySchema = z
   .object({ limit: z.coerce.number().int().min(1).max(100).default(20), cursor: z.string().max(4096).optional() })
   .strict();
 
@@ -56,7 +57,7 @@ export function councilRoutes({ temporal, db, config }: AppDeps): Router {
     }
   }
 
-  router.get('/api/v1/council/sessions', async (req, res) => {
+  router.get('/api/v1/council/sessions', requireRole('viewer'), async (req, res) => {
     const q = ListQuerySchema.safeParse(req.query);
     if (!q.success) throw validationProblem(q.error, 'query');
     const page = await temporal.workflowService.listWorkflowExecutions({
@@ -66,18 +67,22 @@ export function councilRoutes({ temporal, db, config }: AppDeps): Router {
       query: `WorkflowType = '${councilDeliberationWorkflow.name}' AND ${TenantKey.name} = '${principalOf(res).tenantId}'`,
     });
     res.json({
-      items: page.executions.map((e) => {
-        const memo = Object.fromEntries(
-          Object.entries(e.memo?.fields ?? {}).map(([k, v]) => [k, defaultPayloadConverter.fromPayload(v)]),
-        ) as { taskId?: string };
-        return { id: e.execution?.workflowId, taskId: memo.taskId ?? null, temporalStatus: e.status };
-      }),
+      // Memos go through the data converter: with payload encryption on they are ciphertext.
+      items: await Promise.all(
+        page.executions.map(async (e) => {
+          const memo = ((await decodeMapFromPayloads(
+            temporal.options.loadedDataConverter,
+            (e.memo?.fields ?? {}) as Record<string, Payload>,
+          )) ?? {}) as { taskId?: string };
+          return { id: e.execution?.workflowId, taskId: memo.taskId ?? null, temporalStatus: e.status };
+        }),
+      ),
       nextCursor: page.nextPageToken?.length ? Buffer.from(page.nextPageToken).toString('base64url') : null,
     });
   });
 
-  router.get('/api/v1/council/sessions/:id', async (req, res) => {
-    const d = await describeSession(req.params.id, res);
+  router.get('/api/v1/council/sessions/:id', requireRole('viewer'), async (req, res) => {
+    const d = await describeSession(String(req.params.id), res);
     const handle = temporal.workflow.getHandle<typeof councilDeliberationWorkflow>(d.workflowId);
     const session: CouncilSession | undefined = await handle.query(sessionQuery).catch(() => undefined);
     const outcome = d.status.name === 'COMPLETED' ? await handle.result() : session?.outcome;
@@ -96,10 +101,10 @@ export function councilRoutes({ temporal, db, config }: AppDeps): Router {
   });
 
   for (const decision of ['approve', 'reject'] as const) {
-    router.post(`/api/v1/council/sessions/:id/${decision}`, async (req, res) => {
+    router.post(`/api/v1/council/sessions/:id/${decision}`, requireRole('approver'), async (req, res) => {
       const body = DecisionBodySchema.safeParse(req.body ?? {});
       if (!body.success) throw validationProblem(body.error);
-      const d = await describeSession(req.params.id, res);
+      const d = await describeSession(String(req.params.id), res);
       const parent = typeof d.memo?.parentWorkflowId === 'string' ? d.memo.parentWorkflowId : undefined;
       if (!parent)
         throw new HttpProblem(409, 'Conflict', 'this session reviewed a diff on its own; there is no task to decide');
@@ -113,7 +118,7 @@ export function councilRoutes({ temporal, db, config }: AppDeps): Router {
   }
 
   /** Reviews a diff against a spec with the full council, without executing anything. */
-  router.post('/api/v1/council/review', async (req, res) => {
+  router.post('/api/v1/council/review', requireRole('operator'), async (req, res) => {
     const body = ReviewBodySchema.safeParse(req.body ?? {});
     if (!body.success) throw validationProblem(body.error);
     const { spec } = checkSpec(body.data.spec, body.data.strict_spec);

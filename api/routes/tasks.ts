@@ -34,10 +34,10 @@ import { TaskStatusKey, TenantKey } from '../../temporal/search-attributes.js';
 import { queueFor } from '../../temporal/task-queues.js';
 import type { AppDeps } from '../app.js';
 import { conflict, HttpProblem, notFound, validationProblem } from '../errors.js';
-import { principalOf } from '../principal.js';
+import { principalOf, requireRole } from '../principal.js';
 import { checkSpec } from '../spec-input.js';
 
-const ListQuerySchema = z
+export const ListQuerySchema = z
   .object({
     status: TaskStatusSchema.optional(),
     risk_tier: z.coerce.number().int().min(1).max(3).optional(),
@@ -45,17 +45,17 @@ const ListQuerySchema = z
     cursor: z.string().max(4096).optional(),
   })
   .strict();
-const DecisionBodySchema = z
+export const DecisionBodySchema = z
   .object({ hash: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 hex digest'), reason: z.string().max(2000).optional() })
   .strict();
-const ClarifyBodySchema = z
+export const ClarifyBodySchema = z
   .object({
     spec: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
     strict_spec: z.boolean().default(false),
   })
   .strict();
-const EmptyBodySchema = z.object({}).strict();
-const SHA256 = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 hex digest');
+export const EmptyBodySchema = z.object({}).strict();
+export const SHA256 = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 hex digest');
 
 export function taskRoutes({ temporal, db, config }: AppDeps): Router {
   const router = Router();
@@ -98,7 +98,7 @@ export function taskRoutes({ temporal, db, config }: AppDeps): Router {
     return parsed.data;
   };
 
-  router.post('/api/v1/tasks', async (req, res) => {
+  router.post('/api/v1/tasks', requireRole('operator'), async (req, res) => {
     const principal = principalOf(res);
     const request = parse(TaskRequestSchema, req.body);
     const checked = request.spec === undefined ? undefined : checkSpec(request.spec, request.strict_spec);
@@ -155,7 +155,7 @@ export function taskRoutes({ temporal, db, config }: AppDeps): Router {
     }
   });
 
-  router.get('/api/v1/tasks', async (req, res) => {
+  router.get('/api/v1/tasks', requireRole('viewer'), async (req, res) => {
     const q = parse(ListQuerySchema, req.query, 'query');
     const clauses = [
       `WorkflowType = '${agentTaskWorkflow.name}'`,
@@ -188,8 +188,8 @@ export function taskRoutes({ temporal, db, config }: AppDeps): Router {
     });
   });
 
-  router.get('/api/v1/tasks/:id', async (req, res) => {
-    const { id, description } = await describeOwned(req.params.id, res);
+  router.get('/api/v1/tasks/:id', requireRole('viewer'), async (req, res) => {
+    const { id, description } = await describeOwned(String(req.params.id), res);
     const handle = temporal.workflow.getHandle(description.workflowId, description.runId);
     const running = description.status.name === 'RUNNING';
     let progress: TaskProgress | undefined;
@@ -227,8 +227,8 @@ export function taskRoutes({ temporal, db, config }: AppDeps): Router {
     });
   });
 
-  router.get('/api/v1/tasks/:id/result', async (req, res) => {
-    const { id, description } = await describeOwned(req.params.id, res);
+  router.get('/api/v1/tasks/:id/result', requireRole('viewer'), async (req, res) => {
+    const { id, description } = await describeOwned(String(req.params.id), res);
     if (description.status.name === 'RUNNING') throw new HttpProblem(409, 'Conflict', `task ${id} has not ended yet`);
     if (description.status.name !== 'COMPLETED')
       throw new HttpProblem(
@@ -239,8 +239,8 @@ export function taskRoutes({ temporal, db, config }: AppDeps): Router {
     res.json(await temporal.workflow.getHandle(description.workflowId, description.runId).result());
   });
 
-  router.get('/api/v1/tasks/:id/artifacts', async (req, res) => {
-    const { id, description } = await describeOwned(req.params.id, res);
+  router.get('/api/v1/tasks/:id/artifacts', requireRole('viewer'), async (req, res) => {
+    const { id, description } = await describeOwned(String(req.params.id), res);
     const { rows } = await db.query<{ sha256: string; media_type: string; size_bytes: number }>(
       `SELECT DISTINCT a.sha256, a.media_type, a.size_bytes FROM artifacts a
          JOIN audit_events e ON e.tenant_id = a.tenant_id AND e.workflow_id = $2
@@ -268,16 +268,16 @@ export function taskRoutes({ temporal, db, config }: AppDeps): Router {
     });
   });
 
-  router.get('/api/v1/tasks/:id/artifacts/:sha256', async (req, res) => {
-    await describeOwned(req.params.id, res);
+  router.get('/api/v1/tasks/:id/artifacts/:sha256', requireRole('viewer'), async (req, res) => {
+    await describeOwned(String(req.params.id), res);
     const sha = parse(SHA256, req.params.sha256, 'query');
     const artifact = await getArtifact(db, principalOf(res).tenantId, sha);
     if (!artifact) throw notFound(`no artifact ${sha}`);
     res.type(artifact.mediaType).setHeader('etag', `"${artifact.sha256}"`).send(artifact.content);
   });
 
-  router.get('/api/v1/tasks/:id/audit', async (req, res) => {
-    const { id, description } = await describeOwned(req.params.id, res);
+  router.get('/api/v1/tasks/:id/audit', requireRole('viewer'), async (req, res) => {
+    const { id, description } = await describeOwned(String(req.params.id), res);
     res.json({
       id,
       events: await listAuditEvents(db, { tenantId: principalOf(res).tenantId, workflowId: description.workflowId }),
@@ -285,8 +285,8 @@ export function taskRoutes({ temporal, db, config }: AppDeps): Router {
   });
 
   /** Server-sent events from the task's audit trail; resumable with Last-Event-ID (the event's sequence number). */
-  router.get('/api/v1/tasks/:id/events', async (req, res) => {
-    const { description } = await describeOwned(req.params.id, res);
+  router.get('/api/v1/tasks/:id/events', requireRole('viewer'), async (req, res) => {
+    const { description } = await describeOwned(String(req.params.id), res);
     const start = z.coerce
       .number()
       .int()
@@ -324,30 +324,30 @@ export function taskRoutes({ temporal, db, config }: AppDeps): Router {
     res.end();
   });
 
-  router.post('/api/v1/tasks/:id/pause', async (req, res) => {
+  router.post('/api/v1/tasks/:id/pause', requireRole('operator'), async (req, res) => {
     parse(EmptyBodySchema, req.body);
-    const { id, handle } = await runningTask(req.params.id, res);
+    const { id, handle } = await runningTask(String(req.params.id), res);
     await handle.signal(pauseSignal, { by: principalOf(res).subject });
     res.status(202).json({ id, status: 'pause_requested' });
   });
 
-  router.post('/api/v1/tasks/:id/resume', async (req, res) => {
+  router.post('/api/v1/tasks/:id/resume', requireRole('operator'), async (req, res) => {
     parse(EmptyBodySchema, req.body);
-    const { id, handle } = await runningTask(req.params.id, res);
+    const { id, handle } = await runningTask(String(req.params.id), res);
     await handle.signal(resumeSignal, { by: principalOf(res).subject });
     res.status(202).json({ id, status: 'resume_requested' });
   });
 
-  router.post('/api/v1/tasks/:id/cancel', async (req, res) => {
-    const { id, handle } = await runningTask(req.params.id, res);
+  router.post('/api/v1/tasks/:id/cancel', requireRole('operator'), async (req, res) => {
+    const { id, handle } = await runningTask(String(req.params.id), res);
     await handle.cancel();
     res.status(202).json({ id, status: 'cancel_requested' });
   });
 
-  router.post('/api/v1/tasks/:id/clarify', async (req, res) => {
+  router.post('/api/v1/tasks/:id/clarify', requireRole('operator'), async (req, res) => {
     const body = parse(ClarifyBodySchema, req.body);
     const checked = checkSpec(body.spec, body.strict_spec);
-    const { id, handle } = await runningTask(req.params.id, res);
+    const { id, handle } = await runningTask(String(req.params.id), res);
     const progress = await handle.query(progressQuery);
     if (!progress.pendingClarification)
       throw new HttpProblem(409, 'Conflict', `task ${id} is not waiting for clarification (${progress.status})`);
@@ -356,9 +356,9 @@ export function taskRoutes({ temporal, db, config }: AppDeps): Router {
   });
 
   for (const decision of ['approve', 'reject'] as const) {
-    router.post(`/api/v1/tasks/:id/${decision}`, async (req, res) => {
+    router.post(`/api/v1/tasks/:id/${decision}`, requireRole('approver'), async (req, res) => {
       const body = parse(DecisionBodySchema, req.body);
-      const { id, handle } = await runningTask(req.params.id, res);
+      const { id, handle } = await runningTask(String(req.params.id), res);
       res.status(200).json({ id, ...(await decide(handle, decision, body, principalOf(res).subject)) });
     });
   }

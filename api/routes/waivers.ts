@@ -8,10 +8,10 @@ import { appendAuditEvent } from '../../common/audit.js';
 import type { Db } from '../../common/db.js';
 import type { AppDeps } from '../app.js';
 import { conflict, HttpProblem, notFound, validationProblem } from '../errors.js';
-import { principalOf } from '../principal.js';
+import { principalOf, requireRole } from '../principal.js';
 
-const WaiverId = z.string().regex(/^WV-\d{4,}$/, 'waiver ids look like WV-0001');
-const CreateSchema = z
+export const WaiverId = z.string().regex(/^WV-\d{4,}$/, 'waiver ids look like WV-0001');
+export const CreateSchema = z
   .object({
     id: WaiverId,
     gates: z
@@ -32,14 +32,14 @@ const CreateSchema = z
     message: 'a waiver with a budget_delta names the budget gate',
     path: ['gates'],
   });
-const UpdateSchema = z
+export const UpdateSchema = z
   .object({
     reason: z.string().min(10).max(2000).optional(),
     mitigation: z.string().min(5).max(2000).optional(),
     expires_at: z.iso.datetime({ offset: true }).optional(),
   })
   .strict();
-const DecisionSchema = z.object({ reason: z.string().max(2000).optional() }).strict();
+export const DecisionSchema = z.object({ reason: z.string().max(2000).optional() }).strict();
 
 interface WaiverRow {
   id: string;
@@ -99,14 +99,14 @@ export function waiverRoutes({ db }: AppDeps): Router {
     return rows[0];
   };
 
-  router.get('/api/v1/waivers', async (_req, res) => {
+  router.get('/api/v1/waivers', requireRole('viewer'), async (_req, res) => {
     const { rows } = await db.query<WaiverRow>('SELECT * FROM waivers WHERE tenant_id = $1 ORDER BY created_at DESC', [
       principalOf(res).tenantId,
     ]);
     res.json({ items: rows.map((r) => view(r)) });
   });
 
-  router.post('/api/v1/waivers', async (req, res) => {
+  router.post('/api/v1/waivers', requireRole('operator'), async (req, res) => {
     const body = CreateSchema.safeParse(req.body ?? {});
     if (!body.success) throw validationProblem(body.error);
     const w = body.data;
@@ -145,14 +145,14 @@ export function waiverRoutes({ db }: AppDeps): Router {
     res.status(201).location(`/api/v1/waivers/${w.id}`).json(view(inserted.rows[0]));
   });
 
-  router.get('/api/v1/waivers/:id', async (req, res) => {
-    res.json(view(await load(res, req.params.id)));
+  router.get('/api/v1/waivers/:id', requireRole('viewer'), async (req, res) => {
+    res.json(view(await load(res, String(req.params.id))));
   });
 
-  router.patch('/api/v1/waivers/:id', async (req, res) => {
+  router.patch('/api/v1/waivers/:id', requireRole('operator'), async (req, res) => {
     const body = UpdateSchema.safeParse(req.body ?? {});
     if (!body.success) throw validationProblem(body.error);
-    const current = await load(res, req.params.id);
+    const current = await load(res, String(req.params.id));
     if (current.status !== 'pending')
       throw conflict(`waiver ${current.id} is ${current.status}; only a pending waiver can be changed`);
     if (body.data.expires_at && Date.parse(body.data.expires_at) > current.created_at.getTime() + 90 * 86_400_000) {
@@ -173,10 +173,10 @@ export function waiverRoutes({ db }: AppDeps): Router {
     res.json(view(rows[0]!));
   });
 
-  router.post('/api/v1/waivers/:id/approve', async (req, res) => {
+  router.post('/api/v1/waivers/:id/approve', requireRole('approver'), async (req, res) => {
     const body = DecisionSchema.safeParse(req.body ?? {});
     if (!body.success) throw validationProblem(body.error);
-    const current = await load(res, req.params.id);
+    const current = await load(res, String(req.params.id));
     const p = principalOf(res);
     if (current.status !== 'pending') throw conflict(`waiver ${current.id} is ${current.status}`);
     if (current.expires_at.getTime() <= Date.now()) throw conflict(`waiver ${current.id} has already expired`);
@@ -188,10 +188,10 @@ export function waiverRoutes({ db }: AppDeps): Router {
     res.json(view(rows[0]!));
   });
 
-  router.post('/api/v1/waivers/:id/revoke', async (req, res) => {
+  router.post('/api/v1/waivers/:id/revoke', requireRole('approver'), async (req, res) => {
     const body = DecisionSchema.safeParse(req.body ?? {});
     if (!body.success) throw validationProblem(body.error);
-    const current = await load(res, req.params.id);
+    const current = await load(res, String(req.params.id));
     if (current.status === 'revoked') throw conflict(`waiver ${current.id} is already revoked`);
     const { rows } = await db.query<WaiverRow>(
       `UPDATE waivers SET status = 'revoked' WHERE tenant_id = $1 AND id = $2 RETURNING *`,

@@ -28,7 +28,7 @@ describe('tasks list, council, waivers', () => {
   let config: Config;
   let workers: RunningWorkers;
   let api: RunningApi;
-  const client = taskClient(() => api.url);
+  const client = taskClient(() => api);
 
   beforeAll(async () => {
     config = testConfig();
@@ -134,7 +134,7 @@ describe('tasks list, council, waivers', () => {
     };
     const created = await client.post('/api/v1/waivers', base);
     expect(created.status).toBe(201);
-    expect(await json(created)).toMatchObject({ id: 'WV-2001', status: 'pending', created_by: 'user:local' });
+    expect(await json(created)).toMatchObject({ id: 'WV-2001', status: 'pending', created_by: api.subject });
     expect((await client.post('/api/v1/waivers', base)).status).toBe(409);
     expect(
       (
@@ -150,7 +150,7 @@ describe('tasks list, council, waivers', () => {
       (await client.post('/api/v1/waivers', { ...base, id: 'WV-2003', budget_delta: { max_loc: 5 } })).status,
     ).toBe(400);
 
-    const patched = await fetch(`${api.url}/api/v1/waivers/WV-2001`, {
+    const patched = await api.fetch(`/api/v1/waivers/WV-2001`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ mitigation: 'manual testing by QA' }),
@@ -158,9 +158,9 @@ describe('tasks list, council, waivers', () => {
     expect(await json(patched)).toMatchObject({ mitigation: 'manual testing by QA', status: 'pending' });
     expect(await json(await client.post('/api/v1/waivers/WV-2001/approve', {}))).toMatchObject({
       status: 'active',
-      approved_by: 'user:local',
+      approved_by: api.subject,
     });
-    const late = await fetch(`${api.url}/api/v1/waivers/WV-2001`, {
+    const late = await api.fetch(`/api/v1/waivers/WV-2001`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ reason: 'changed after approval' }),

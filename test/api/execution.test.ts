@@ -32,7 +32,7 @@ describe('execution', () => {
   let config: Config;
   let workers: RunningWorkers;
   let api: RunningApi;
-  const client = taskClient(() => api.url);
+  const client = taskClient(() => api);
 
   beforeAll(async () => {
     config = testConfig({ EXECUTION_CONTINUE_AS_NEW_AFTER: '2' });

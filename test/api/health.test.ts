@@ -51,22 +51,22 @@ describe('health endpoints', () => {
   });
 
   it('when Temporal and PostgreSQL answer, then every health check is 200', async () => {
-    const health = await fetch(`${api.url}/health`);
+    const health = await api.fetch(`/health`);
     expect(health.status).toBe(200);
     expect(await json(health)).toMatchObject({
       status: 'ok',
       checks: { temporal: { status: 'up' }, database: { status: 'up' } },
     });
-    expect((await fetch(`${api.url}/health/temporal`)).status).toBe(200);
-    expect((await fetch(`${api.url}/health/database`)).status).toBe(200);
+    expect((await api.fetch(`/health/temporal`)).status).toBe(200);
+    expect((await api.fetch(`/health/database`)).status).toBe(200);
   });
 
   it('when PostgreSQL becomes unreachable, then /health/database answers 503, and 200 again once it is back', async () => {
     await proxy.cut();
-    const down = await fetch(`${api.url}/health/database`);
+    const down = await api.fetch(`/health/database`);
     expect(down.status).toBe(503);
     expect(await json(down)).toMatchObject({ status: 'down' });
-    const overall = await fetch(`${api.url}/health`);
+    const overall = await api.fetch(`/health`);
     expect(overall.status).toBe(503);
     expect(await json(overall)).toMatchObject({
       status: 'degraded',
@@ -74,7 +74,7 @@ describe('health endpoints', () => {
     });
 
     await proxy.open();
-    await eventually(async () => (await fetch(`${api.url}/health/database`)).status === 200, {
+    await eventually(async () => (await api.fetch(`/health/database`)).status === 200, {
       what: 'database health to recover',
     });
   });
@@ -83,10 +83,10 @@ describe('health endpoints', () => {
     const closed = await freePort();
     const offline = await startApi(testConfig({ TEMPORAL_ADDRESS: `127.0.0.1:${closed}` }));
     try {
-      const res = await fetch(`${offline.url}/health/temporal`);
+      const res = await offline.fetch(`/health/temporal`);
       expect(res.status).toBe(503);
       expect(await json(res)).toMatchObject({ status: 'down', address: `127.0.0.1:${closed}` });
-      expect((await fetch(`${offline.url}/health/database`)).status).toBe(200);
+      expect((await offline.fetch(`/health/database`)).status).toBe(200);
     } finally {
       await offline.stop().catch(() => undefined);
     }

@@ -195,7 +195,7 @@ async function startStack(responder: Responder, overrides: Record<string, string
 }
 
 async function submit(stack: Stack, title: string, description: string): Promise<string> {
-  const res = await fetch(`${stack.api.url}/api/v1/tasks`, {
+  const res = await stack.api.fetch(`/api/v1/tasks`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ title, description, workspace: await repoWithoutSpec() }),
@@ -207,7 +207,7 @@ async function submit(stack: Stack, title: string, description: string): Promise
 function finalState(stack: Stack, id: string, timeoutMs = 75_000): Promise<TaskView> {
   return eventually(
     async () => {
-      const t = await json<TaskView>(await fetch(`${stack.api.url}/api/v1/tasks/${id}`));
+      const t = await json<TaskView>(await stack.api.fetch(`/api/v1/tasks/${id}`));
       return ['completed', 'failed', 'canceled'].includes(t.status) && t.temporalStatus !== 'RUNNING' ? t : undefined;
     },
     { timeoutMs, what: `task ${id} to end` },
@@ -404,8 +404,8 @@ describe('the language-model path, through the real openai client against a scri
         ['integration', 'pass', 0.85],
       ]);
       // The model's violation is kept, with a message that names it.
-      const res = await fetch(
-        `${stack.api.url}/api/v1/council/sessions/${encodeURIComponent(result.verdicts[0]!.sessionId)}`,
+      const res = await stack.api.fetch(
+        `/api/v1/council/sessions/${encodeURIComponent(result.verdicts[0]!.sessionId)}`,
       );
       const { session } = await json<{ session: CouncilSession | null }>(res);
       const technical = session?.rounds[0]?.find((v) => v.judge_id === 'technical');
@@ -468,7 +468,7 @@ describe('the language-model path, through the real openai client against a scri
 
       // The recorded sessions, read through the API, hold the uncertain votes with the reason.
       const session = async (sessionId: string) => {
-        const res = await fetch(`${stack.api.url}/api/v1/council/sessions/${encodeURIComponent(sessionId)}`);
+        const res = await stack.api.fetch(`/api/v1/council/sessions/${encodeURIComponent(sessionId)}`);
         expect(res.status).toBe(200);
         return (await json<{ session: CouncilSession | null }>(res)).session;
       };

@@ -35,8 +35,8 @@ describe('the agent task pipeline', () => {
   let api: RunningApi;
   /** The same workers, reached through an API whose timers are short (deadline tests). */
   let hurried: RunningApi;
-  const client = taskClient(() => api.url);
-  const hurriedClient = taskClient(() => hurried.url);
+  const client = taskClient(() => api);
+  const hurriedClient = taskClient(() => hurried);
 
   beforeAll(async () => {
     config = testConfig({ TASK_APPROVAL_TIMEOUT: '60s', TASK_CLARIFICATION_TIMEOUT: '60s' });
@@ -103,7 +103,7 @@ describe('the agent task pipeline', () => {
   it('when events are streamed, then they arrive as server-sent events and a reconnect with Last-Event-ID resumes after it', async () => {
     const id = await client.submit({ title: 'Fix average() again', workspace: await sampleRepo() });
     const read = async (lastEventId?: string): Promise<{ id: string; event: string }[]> => {
-      const res = await fetch(`${api.url}/api/v1/tasks/${id}/events`, {
+      const res = await api.fetch(`/api/v1/tasks/${id}/events`, {
         headers: lastEventId ? { 'last-event-id': lastEventId } : {},
       });
       expect(res.headers.get('content-type')).toContain('text/event-stream');
@@ -150,8 +150,8 @@ describe('the agent task pipeline', () => {
     const done = await client.finished(id);
     expect(done.status).toBe('completed');
     expect(done.result!.approvals.map((a) => [a.decision, a.accepted, a.approver])).toEqual([
-      ['approve', false, 'user:local'],
-      ['approve', true, 'user:local'],
+      ['approve', false, api.subject],
+      ['approve', true, api.subject],
     ]);
     const actions = (await listAuditEvents(workers.db, { tenantId: 'default', workflowId: done.workflowId })).map(
       (e) => e.action,
@@ -288,7 +288,7 @@ describe('the agent task pipeline', () => {
     expect(rejected.status).toBe(200);
     const done = await client.finished(id);
     expect(done.status).toBe('failed');
-    expect(done.result!.reason).toBe('rejected by user:local: no force pushes');
+    expect(done.result!.reason).toBe(`rejected by ${api.subject}: no force pushes`);
     expect(done.result!.steps).toEqual([]);
   });
 

@@ -43,12 +43,12 @@ describe('tasks over HTTP against the real stack', () => {
   });
 
   const post = (url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
-    fetch(`${api.url}${url}`, {
+    api.fetch(`${url}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body: typeof body === 'string' ? body : JSON.stringify(body),
     });
-  const getTask = async (id: string): Promise<TaskView> => json<TaskView>(await fetch(`${api.url}/api/v1/tasks/${id}`));
+  const getTask = async (id: string): Promise<TaskView> => json<TaskView>(await api.fetch(`/api/v1/tasks/${id}`));
   const finalState = (id: string): Promise<TaskView> =>
     eventually(
       async () => {
@@ -142,12 +142,12 @@ describe('tasks over HTTP against the real stack', () => {
   });
 
   it('when the id is unknown or malformed, then 404 or 400', async () => {
-    const missing = await fetch(`${api.url}/api/v1/tasks/no-such-task`);
+    const missing = await api.fetch(`/api/v1/tasks/no-such-task`);
     expect(missing.status).toBe(404);
     expect(await json(missing)).toMatchObject({ status: 404, detail: 'no task no-such-task' });
-    expect((await fetch(`${api.url}/api/v1/tasks/${'x'.repeat(101)}`)).status).toBe(400);
+    expect((await api.fetch(`/api/v1/tasks/${'x'.repeat(101)}`)).status).toBe(400);
     expect((await post('/api/v1/tasks/no-such-task/cancel', {})).status).toBe(404);
-    expect((await fetch(`${api.url}/api/v1/nothing-here`)).status).toBe(404);
+    expect((await api.fetch(`/api/v1/nothing-here`)).status).toBe(404);
   });
 
   it('when a task id is reused, then 409 and the first task is unaffected', async () => {

@@ -7,11 +7,15 @@ import { testConfig } from '../helpers/stack.js';
 
 describe('PostgreSQL: migrations, audit trail, artifacts', () => {
   let db: Db;
+  /** The owner (the login role, without SET ROLE agency_app): the only one that can get past the privileges. */
+  let owner: Db;
   beforeAll(() => {
     db = createDb(testConfig().DATABASE_URL);
+    owner = createDb(testConfig().DATABASE_URL, 2, { role: null });
   });
   afterAll(async () => {
     await db.end();
+    await owner.end();
   });
 
   it('when migrations run again, then nothing is applied twice', async () => {
@@ -46,13 +50,17 @@ describe('PostgreSQL: migrations, audit trail, artifacts', () => {
 
   it('when someone tries to update, delete or truncate audit events, then the database refuses', async () => {
     await appendAuditEvent(db, { tenantId: 'default', actor: 'system', action: 'test.guarded' });
-    await expect(db.query("UPDATE audit_events SET action = 'x'")).rejects.toThrow(/append-only/);
-    await expect(db.query('DELETE FROM audit_events')).rejects.toThrow(/append-only/);
-    await expect(db.query('TRUNCATE audit_events')).rejects.toThrow(/append-only/);
+    // The application's role lacks the privileges; the owner is stopped by the triggers.
+    await expect(db.query("UPDATE audit_events SET action = 'x'")).rejects.toThrow(/permission denied/);
+    await expect(db.query('DELETE FROM audit_events')).rejects.toThrow(/permission denied/);
+    await expect(db.query('TRUNCATE audit_events')).rejects.toThrow(/permission denied/);
+    await expect(owner.query("UPDATE audit_events SET action = 'x'")).rejects.toThrow(/append-only/);
+    await expect(owner.query('DELETE FROM audit_events')).rejects.toThrow(/append-only/);
+    await expect(owner.query('TRUNCATE audit_events')).rejects.toThrow(/append-only/);
   });
 
   it('when a row is edited behind the trigger, then verification names the broken event', async () => {
-    const client = await db.connect();
+    const client = await owner.connect();
     try {
       await client.query('BEGIN');
       const e = await appendAuditEvent(db, { tenantId: 'default', actor: 'system', action: 'test.victim' });
@@ -62,7 +70,7 @@ describe('PostgreSQL: migrations, audit trail, artifacts', () => {
         e.seq,
       ]);
       expect(rows[0]?.payload).toEqual({ forged: true });
-      expect(await verifyAuditChain(client)).toEqual({
+      expect(await verifyAuditChain(client)).toMatchObject({
         ok: false,
         brokenAt: e.seq,
         reason: 'content does not match its hash',

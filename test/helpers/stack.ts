@@ -16,9 +16,11 @@ import { OrtThread } from '../../activities/inference/index.js';
 import { createLazyTemporalClient, startServer, stopServer } from '../../api/server.js';
 import { ALL_POOLS, loadConfig, PROJECT_ROOT, type Config, type Pool } from '../../common/config.js';
 import { createDb, type Db } from '../../common/db.js';
-import { createLogger } from '../../common/logger.js';
+import { createLogger, type Logger } from '../../common/logger.js';
 import { createPoolWorkers } from '../../workers/pools.js';
+import { dataConverterFromConfig } from '../../temporal/codec.js';
 import { installRuntime } from '../../workers/runtime.js';
+import { bootstrapAdminKey } from '../../scripts/bootstrap.js';
 
 const run = promisify(execFile);
 export const testLog = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
@@ -33,6 +35,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     TASK_QUEUE_PREFIX: `t${randomUUID().slice(0, 8)}-`,
     WORKSPACES_DIR: path.join(os.tmpdir(), `agency-ws-${randomUUID().slice(0, 8)}`),
     WORKER_SHUTDOWN_GRACE: '2s',
+    // Worker processes a test spawns serve no metrics port (several run at once); observability.test.ts starts its own.
+    WORKER_METRICS_PORT: '0',
     LOG_LEVEL: 'silent',
     ...overrides,
   };
@@ -48,13 +52,18 @@ export interface RunningWorkers {
 }
 
 /** Runs the given pools in this process on the config's task queues until stop(). */
-export async function startWorkers(config: Config, pools: readonly Pool[] = ALL_POOLS): Promise<RunningWorkers> {
-  installRuntime(testLog);
+/** `log`: where activity log lines go (the SDK's too, if this is the first runtime of the process). */
+export async function startWorkers(
+  config: Config,
+  pools: readonly Pool[] = ALL_POOLS,
+  { log = testLog }: { log?: Logger } = {},
+): Promise<RunningWorkers> {
+  installRuntime(log);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const db = createDb(config.DATABASE_URL);
   const ort = new OrtThread();
   const workers: Worker[] = await createPoolWorkers(
-    { connection, namespace: config.TEMPORAL_NAMESPACE, prefix: config.TASK_QUEUE_PREFIX, deps: { db, config, ort } },
+    { connection, namespace: config.TEMPORAL_NAMESPACE, prefix: config.TASK_QUEUE_PREFIX, deps: { db, config, ort, log } },
     pools,
   );
   const running = Promise.all(workers.map((w) => w.run()));
@@ -72,23 +81,40 @@ export async function startWorkers(config: Config, pools: readonly Pool[] = ALL_
 
 export async function temporalClient(config: Config): Promise<Client> {
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  return new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  return new Client({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    dataConverter: dataConverterFromConfig(config),
+  });
 }
 
 export interface RunningApi {
   url: string;
+  /** An admin API key of the bootstrap tenant, made for this API instance. */
+  key: string;
+  /** The audit actor of that key: user:<key name>. */
+  subject: string;
+  /** fetch against this API with the admin key. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
   db: Db;
   temporal: Client;
   stop(): Promise<void>;
 }
 
-export async function startApi(config: Config): Promise<RunningApi> {
+export async function startApi(config: Config, { log = testLog }: { log?: Logger } = {}): Promise<RunningApi> {
   const db = createDb(config.DATABASE_URL);
   const temporal = await createLazyTemporalClient(config);
-  const server: Server = await startServer({ temporal, db, config, log: testLog }, 0, '127.0.0.1');
+  const server: Server = await startServer({ temporal, db, config, log }, 0, '127.0.0.1');
   const { port } = server.address() as { port: number };
+  const url = `http://127.0.0.1:${port}`;
+  const name = `test-admin-${randomUUID().slice(0, 8)}`;
+  const key = await bootstrapAdminKey(db, config.BOOTSTRAP_TENANT, name);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
+    key,
+    subject: `user:${name}`,
+    fetch: (path, init = {}) =>
+      fetch(`${url}${path}`, { ...init, headers: { 'x-api-key': key, ...(init.headers as Record<string, string>) } }),
     db,
     temporal,
     async stop() {

@@ -22,9 +22,9 @@ export interface TaskView {
   failure?: string;
 }
 
-export function taskClient(baseUrl: () => string) {
+export function taskClient(api: () => { fetch(path: string, init?: RequestInit): Promise<Response> }) {
   const request = (method: string, url: string, body?: unknown): Promise<Response> =>
-    fetch(`${baseUrl()}${url}`, {
+    api().fetch(url, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),

@@ -77,7 +77,7 @@ interface Workload extends Manifest {
   spec: {
     replicas?: number;
     selector?: { matchLabels?: Labels };
-    template: { metadata?: { labels?: Labels }; spec: PodSpec };
+    template: { metadata?: { labels?: Labels; annotations?: Record<string, string> }; spec: PodSpec };
   };
 }
 interface ConfigMapOrSecret extends Manifest {
@@ -647,7 +647,7 @@ describe('deploy/kubernetes', () => {
     ).toBe(undefined);
   });
 
-  it('ingress is denied by default and allowed only to the API pods on the API port', () => {
+  it('ingress is denied by default and allowed only to the API pods on the API port and to workers on metrics', () => {
     const policies = ofKind<NetworkPolicy>('NetworkPolicy');
     const denyAll = policies.filter(
       (p) =>
@@ -658,20 +658,47 @@ describe('deploy/kubernetes', () => {
     );
     expect(denyAll, 'a policy selecting every pod with no ingress rule').toHaveLength(1);
     const allowing = policies.filter((p) => (p.spec.ingress ?? []).length > 0);
-    expect(allowing.length).toBeGreaterThan(0);
+    expect(allowing.some((p) => selects(p.spec.podSelector.matchLabels, podLabels(apiDeployment!)))).toBe(true);
     for (const p of allowing) {
-      expect(selects(p.spec.podSelector.matchLabels, podLabels(apiDeployment!)), p.metadata.name).toBe(true);
-      for (const other of workloads.filter((w) => w !== apiDeployment)) {
-        expect(
-          selects(p.spec.podSelector.matchLabels, podLabels(other)),
-          `${p.metadata.name} vs ${other.metadata.name}`,
-        ).toBe(false);
-      }
+      expect(p.spec.podSelector.matchExpressions ?? [], 'selected by labels only').toEqual([]);
+      const selected = workloads.filter((w) => selects(p.spec.podSelector.matchLabels, podLabels(w)));
+      expect(selected.length, `${p.metadata.name} selects some pods`).toBeGreaterThan(0);
       for (const rule of p.spec.ingress ?? []) {
         // A rule without ports allows every port.
         expect(rule.ports?.length, p.metadata.name).toBeGreaterThan(0);
-        for (const port of rule.ports ?? []) expect(containerPort(apiContainer!, port.port)).toBeDefined();
+        for (const port of rule.ports ?? []) {
+          for (const w of selected) {
+            const main = containersOf(w).find((c) => runs(c, 'api/server.ts') || runs(c, 'workers/main.ts'));
+            const at = `${p.metadata.name} opens ${port.port} on ${w.metadata.name}`;
+            expect(main, at).toBeDefined();
+            const number = containerPort(main!, port.port);
+            expect(number, `${at}: a port its container exposes`).toBeDefined();
+            // The API pods: only the API port. Other pods: only their metrics port.
+            if (w === apiDeployment) expect(number, at).toBe(loadConfig(environmentOf(main!)).API_PORT);
+            else expect(number, at).toBe(loadConfig(environmentOf(main!)).WORKER_METRICS_PORT);
+          }
+        }
       }
+    }
+  });
+
+  it('every worker exposes its metrics port as `metrics`, listening on the pod address, reachable by Prometheus', () => {
+    const policies = ofKind<NetworkPolicy>('NetworkPolicy').filter((p) => (p.spec.ingress ?? []).length > 0);
+    for (const d of workerDeployments) {
+      const c = containersOf(d).find((c) => runs(c, 'workers/main.ts'))!;
+      const config = loadConfig(environmentOf(c));
+      expect(config.WORKER_METRICS_PORT, d.metadata.name).toBeGreaterThan(0);
+      expect(containerPort(c, 'metrics'), d.metadata.name).toBe(config.WORKER_METRICS_PORT);
+      expect(['127.0.0.1', 'localhost', '::1'], 'a pod is scraped on its own address').not.toContain(
+        config.WORKER_METRICS_HOST,
+      );
+      const open = policies.some(
+        (p) =>
+          selects(p.spec.podSelector.matchLabels, podLabels(d)) &&
+          (p.spec.ingress ?? []).some((r) => (r.ports ?? []).some((port) => containerPort(c, port.port) !== undefined)),
+      );
+      expect(open, `a NetworkPolicy lets Prometheus reach ${d.metadata.name}`).toBe(true);
+      expect(d.spec.template.metadata?.annotations?.['prometheus.io/port']).toBe(String(config.WORKER_METRICS_PORT));
     }
   });
 });

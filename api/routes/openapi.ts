@@ -1,0 +1,513 @@
+/**
+ * GET /api/v1/openapi.json: the API's OpenAPI 3.1 document, generated from the zod schemas the routes validate with
+ * (@asteasolutions/zod-to-openapi, which supports zod 4). Nothing here restates a schema: each operation points at
+ * the route module's own schema, so a changed contract changes the document.
+ *
+ * OPERATIONS lists every route the app registers. test/unit/openapi.test.ts walks the Express router stack of
+ * createApp() and fails when a registered route is missing here, so a new route needs its line below.
+ *
+ * Public (mounted before authentication in app.ts), like /health and /metrics.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { OpenAPIRegistry, OpenApiGeneratorV31, type RouteConfig } from '@asteasolutions/zod-to-openapi';
+import { Router } from 'express';
+import { z } from 'zod';
+import { PROJECT_ROOT } from '../../common/config.js';
+import { TaskIdSchema, TaskRequestSchema } from '../../workflows/task/definitions.js';
+import type { Role } from '../principal.js';
+import * as audit from './audit.js';
+import * as codec from './codec.js';
+import * as council from './council.js';
+import * as keys from './keys.js';
+import * as tasks from './tasks.js';
+import * as waivers from './waivers.js';
+
+export const OPENAPI_PATH = '/api/v1/openapi.json';
+
+type Method = 'get' | 'post' | 'patch' | 'put' | 'delete' | 'options';
+
+export interface Operation {
+  method: Method;
+  /** Express style: /api/v1/tasks/:id */
+  path: string;
+  summary: string;
+  tag: string;
+  /** The role the route requires, or `public` (no authentication). */
+  access: Role | 'public';
+  params?: Record<string, z.ZodType>;
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  /** The success answer: status, media type (JSON by default) and, when the route has one, its schema. */
+  ok: { status: number; description: string; type?: string; schema?: z.ZodType };
+  /** Error statuses specific to the route (authentication, rate limiting and 500 are added for every one). */
+  errors?: number[];
+  /** The route needs Temporal: 503 with Retry-After while it is unreachable (api/dependencies.ts). */
+  temporal?: boolean;
+}
+
+const taskId = { id: TaskIdSchema };
+const JSON_TYPE = 'application/json';
+
+/** What the routes answer with on every error (api/errors.ts). */
+export const ProblemSchema = z
+  .looseObject({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    instance: z.string().optional(),
+    issues: z.array(z.object({ path: z.string(), code: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ description: 'RFC 9457 problem details' });
+
+const TaskAcceptedSchema = z.object({
+  id: z.string(),
+  workflowId: z.string(),
+  runId: z.string(),
+  status: z.literal('pending'),
+  specWarnings: z.array(z.string()),
+  webUi: z.string(),
+});
+
+const HEALTH = { status: 200, description: 'up (503 names the dependency that is down)' };
+
+export const OPERATIONS: readonly Operation[] = [
+  // ---- public
+  {
+    method: 'get',
+    path: '/health',
+    summary: 'Temporal and PostgreSQL health',
+    tag: 'health',
+    access: 'public',
+    ok: HEALTH,
+    errors: [503],
+  },
+  {
+    method: 'get',
+    path: '/health/temporal',
+    summary: 'Temporal health',
+    tag: 'health',
+    access: 'public',
+    ok: HEALTH,
+    errors: [503],
+  },
+  {
+    method: 'get',
+    path: '/health/database',
+    summary: 'PostgreSQL health',
+    tag: 'health',
+    access: 'public',
+    ok: HEALTH,
+    errors: [503],
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics of the API process',
+    tag: 'observability',
+    access: 'public',
+    ok: { status: 200, description: 'text exposition format', type: 'text/plain' },
+  },
+  {
+    method: 'get',
+    path: OPENAPI_PATH,
+    summary: 'This document',
+    tag: 'observability',
+    access: 'public',
+    ok: { status: 200, description: 'OpenAPI 3.1' },
+  },
+  // ---- tasks
+  {
+    method: 'post',
+    path: '/api/v1/tasks',
+    summary: 'Start a task',
+    tag: 'tasks',
+    access: 'operator',
+    body: TaskRequestSchema,
+    ok: { status: 202, description: 'started', schema: TaskAcceptedSchema },
+    errors: [409, 413],
+    temporal: true,
+  },
+  {
+    method: 'get',
+    path: '/api/v1/tasks',
+    summary: 'List tasks (Temporal visibility), cursor pagination',
+    tag: 'tasks',
+    access: 'viewer',
+    query: tasks.ListQuerySchema,
+    ok: { status: 200, description: 'a page of tasks' },
+    temporal: true,
+  },
+  ...(
+    [
+      ['', 'Status, progress and result of a task'],
+      ['/result', 'The result of a task that ended'],
+      ['/artifacts', 'The artifacts of a task'],
+      ['/audit', 'The audit events of a task'],
+    ] as const
+  ).map(([suffix, summary]): Operation => ({
+    method: 'get',
+    path: `/api/v1/tasks/:id${suffix}`,
+    summary,
+    tag: 'tasks',
+    access: 'viewer',
+    params: taskId,
+    ok: { status: 200, description: summary },
+    errors: suffix === '/result' ? [404, 409] : [404],
+    temporal: true,
+  })),
+  {
+    method: 'get',
+    path: '/api/v1/tasks/:id/artifacts/:sha256',
+    summary: 'One artifact of a task, by its sha256',
+    tag: 'tasks',
+    access: 'viewer',
+    params: { ...taskId, sha256: tasks.SHA256 },
+    ok: { status: 200, description: 'the artifact, with its media type', type: 'application/octet-stream' },
+    errors: [404],
+    temporal: true,
+  },
+  {
+    method: 'get',
+    path: '/api/v1/tasks/:id/events',
+    summary: 'Server-sent events from the task’s audit trail; resume with Last-Event-ID',
+    tag: 'tasks',
+    access: 'viewer',
+    params: taskId,
+    ok: { status: 200, description: 'an event stream', type: 'text/event-stream' },
+    errors: [404],
+    temporal: true,
+  },
+  ...(['pause', 'resume'] as const).map((message): Operation => ({
+    method: 'post',
+    path: `/api/v1/tasks/:id/${message}`,
+    summary: `Ask a running task to ${message}`,
+    tag: 'tasks',
+    access: 'operator',
+    params: taskId,
+    body: tasks.EmptyBodySchema,
+    ok: { status: 202, description: `${message} requested` },
+    errors: [404, 409],
+    temporal: true,
+  })),
+  {
+    method: 'post',
+    path: '/api/v1/tasks/:id/cancel',
+    summary: 'Cancel a running task',
+    tag: 'tasks',
+    access: 'operator',
+    params: taskId,
+    ok: { status: 202, description: 'cancel requested' },
+    errors: [404, 409],
+    temporal: true,
+  },
+  {
+    method: 'post',
+    path: '/api/v1/tasks/:id/clarify',
+    summary: 'Give a task waiting for clarification its working spec',
+    tag: 'tasks',
+    access: 'operator',
+    params: taskId,
+    body: tasks.ClarifyBodySchema,
+    ok: { status: 202, description: 'clarification sent' },
+    errors: [404, 409],
+    temporal: true,
+  },
+  ...(['approve', 'reject'] as const).map((decision): Operation => ({
+    method: 'post',
+    path: `/api/v1/tasks/:id/${decision}`,
+    summary: `${decision === 'approve' ? 'Approve' : 'Reject'} the plan or diff a task waits on (with its hash)`,
+    tag: 'tasks',
+    access: 'approver',
+    params: taskId,
+    body: tasks.DecisionBodySchema,
+    ok: { status: 200, description: 'the decision was accepted' },
+    errors: [404, 409],
+    temporal: true,
+  })),
+  // ---- council
+  {
+    method: 'get',
+    path: '/api/v1/council/sessions',
+    summary: 'List council sessions',
+    tag: 'council',
+    access: 'viewer',
+    query: council.ListQuerySchema,
+    ok: { status: 200, description: 'a page of sessions' },
+    temporal: true,
+  },
+  {
+    method: 'get',
+    path: '/api/v1/council/sessions/:id',
+    summary: 'A council session: votes per round, outcome, signing keys',
+    tag: 'council',
+    access: 'viewer',
+    params: { id: council.SessionIdSchema },
+    ok: { status: 200, description: 'the session' },
+    errors: [404],
+    temporal: true,
+  },
+  ...(['approve', 'reject'] as const).map((decision): Operation => ({
+    method: 'post',
+    path: `/api/v1/council/sessions/:id/${decision}`,
+    summary: `${decision === 'approve' ? 'Approve' : 'Reject'} the task behind an escalated or gated session`,
+    tag: 'council',
+    access: 'approver',
+    params: { id: council.SessionIdSchema },
+    body: council.DecisionBodySchema,
+    ok: { status: 200, description: 'the decision was accepted' },
+    errors: [404, 409],
+    temporal: true,
+  })),
+  {
+    method: 'post',
+    path: '/api/v1/council/review',
+    summary: 'Review a diff against a spec with the full council, without executing anything',
+    tag: 'council',
+    access: 'operator',
+    body: council.ReviewBodySchema,
+    ok: { status: 200, description: 'the council’s outcome' },
+    errors: [413],
+    temporal: true,
+  },
+  // ---- waivers
+  {
+    method: 'get',
+    path: '/api/v1/waivers',
+    summary: 'List waivers',
+    tag: 'waivers',
+    access: 'viewer',
+    ok: { status: 200, description: 'the tenant’s waivers' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/waivers',
+    summary: 'Create a waiver (pending until approved; at most 90 days)',
+    tag: 'waivers',
+    access: 'operator',
+    body: waivers.CreateSchema,
+    ok: { status: 201, description: 'created' },
+    errors: [409],
+  },
+  {
+    method: 'get',
+    path: '/api/v1/waivers/:id',
+    summary: 'One waiver',
+    tag: 'waivers',
+    access: 'viewer',
+    params: { id: waivers.WaiverId },
+    ok: { status: 200, description: 'the waiver' },
+    errors: [404],
+  },
+  {
+    method: 'patch',
+    path: '/api/v1/waivers/:id',
+    summary: 'Change a pending waiver',
+    tag: 'waivers',
+    access: 'operator',
+    params: { id: waivers.WaiverId },
+    body: waivers.UpdateSchema,
+    ok: { status: 200, description: 'the changed waiver' },
+    errors: [404, 409],
+  },
+  ...(['approve', 'revoke'] as const).map((action): Operation => ({
+    method: 'post',
+    path: `/api/v1/waivers/:id/${action}`,
+    summary: `${action === 'approve' ? 'Approve' : 'Revoke'} a waiver`,
+    tag: 'waivers',
+    access: 'approver',
+    params: { id: waivers.WaiverId },
+    body: waivers.DecisionSchema,
+    ok: { status: 200, description: 'the waiver' },
+    errors: [404, 409],
+  })),
+  // ---- keys and tenants
+  {
+    method: 'get',
+    path: '/api/v1/keys',
+    summary: 'List the tenant’s API keys',
+    tag: 'keys',
+    access: 'admin',
+    ok: { status: 200, description: 'the keys (never their secrets)' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/keys',
+    summary: 'Create an API key (its secret is shown once)',
+    tag: 'keys',
+    access: 'admin',
+    body: keys.CreateKeySchema,
+    ok: { status: 201, description: 'created' },
+    errors: [409],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/keys/:id/revoke',
+    summary: 'Revoke an API key',
+    tag: 'keys',
+    access: 'admin',
+    params: { id: keys.KeyId },
+    ok: { status: 200, description: 'revoked' },
+    errors: [404],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/tenants',
+    summary: 'Create a tenant with its first admin key (bootstrap tenant admins only)',
+    tag: 'keys',
+    access: 'admin',
+    body: keys.CreateTenantSchema,
+    ok: { status: 201, description: 'created' },
+    errors: [409],
+  },
+  // ---- audit
+  {
+    method: 'get',
+    path: '/api/v1/audit/events',
+    summary: 'Query the tenant’s audit events, cursor pagination',
+    tag: 'audit',
+    access: 'viewer',
+    query: audit.ListQuerySchema,
+    ok: { status: 200, description: 'a page of events' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/audit/events/:id',
+    summary: 'One audit event',
+    tag: 'audit',
+    access: 'viewer',
+    params: { id: audit.EventIdSchema },
+    ok: { status: 200, description: 'the event, exactly as hashed' },
+    errors: [404],
+  },
+  {
+    method: 'get',
+    path: '/api/v1/audit/export',
+    summary: 'Export matching events as JSON Lines',
+    tag: 'audit',
+    access: 'admin',
+    query: audit.ExportQuerySchema,
+    ok: { status: 200, description: 'one event per line', type: 'application/x-ndjson' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/audit/verify',
+    summary: 'Verify the hash chain and its signed checkpoints',
+    tag: 'audit',
+    access: 'admin',
+    query: audit.EmptyQuerySchema,
+    ok: { status: 200, description: 'the verification result' },
+  },
+  // ---- Temporal Web UI codec
+  ...(['encode', 'decode'] as const).flatMap((operation): Operation[] => [
+    {
+      method: 'options',
+      path: `${codec.CODEC_BASE_PATH}/${operation}`,
+      summary: `CORS preflight of ${operation} (the Temporal Web UI’s origin only)`,
+      tag: 'codec',
+      access: 'public',
+      ok: { status: 204, description: 'preflight answered', type: 'text/plain' },
+    },
+    {
+      method: 'post',
+      path: `${codec.CODEC_BASE_PATH}/${operation}`,
+      summary: `${operation === 'encode' ? 'Encrypt' : 'Decrypt'} payloads for the Temporal Web UI`,
+      tag: 'codec',
+      access: 'viewer',
+      body: codec.PayloadsBodySchema,
+      ok: { status: 200, description: `the payloads, ${operation}d`, schema: codec.PayloadsBodySchema },
+      errors: [404],
+    },
+  ]),
+];
+
+const ERROR_TITLES: Record<number, string> = {
+  400: 'the request is invalid (issues lists what the schema rejected)',
+  401: 'authentication required or invalid',
+  403: 'the caller lacks the role',
+  404: 'not found (or another tenant’s)',
+  409: 'conflict: already exists, already ended, or a refused decision',
+  413: 'the request body is too large',
+  429: 'rate limited (Retry-After)',
+  500: 'unexpected error (logged, with the correlation id)',
+  503: 'a dependency is unavailable (Retry-After)',
+};
+
+/** Express path → OpenAPI path: /api/v1/tasks/:id → /api/v1/tasks/{id}. */
+export function openApiPath(expressPath: string): string {
+  return expressPath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+}
+
+function routeConfig(op: Operation): RouteConfig {
+  const statuses = new Set(op.errors ?? []);
+  if (op.access !== 'public') for (const s of [400, 401, 403, 429, 500]) statuses.add(s);
+  if (op.temporal) statuses.add(503);
+  if (op.body || op.query || op.params) statuses.add(400);
+  const responses: RouteConfig['responses'] = {
+    [op.ok.status]: {
+      description: op.ok.description,
+      content: { [op.ok.type ?? JSON_TYPE]: { schema: op.ok.schema ?? z.unknown() } },
+    },
+  };
+  for (const status of [...statuses].sort()) {
+    responses[status] = {
+      description: ERROR_TITLES[status] ?? 'error',
+      ...(status === 503 || status === 429
+        ? { headers: { 'Retry-After': { description: 'seconds to wait', schema: { type: 'integer' } } } }
+        : {}),
+      content: { 'application/problem+json': { schema: ProblemSchema } },
+    };
+  }
+  return {
+    method: op.method,
+    path: openApiPath(op.path),
+    summary: op.summary,
+    tags: [op.tag],
+    ...(op.access === 'public'
+      ? { security: [] }
+      : { description: `Requires the ${op.access} role (admin implies every role).` }),
+    request: {
+      ...(op.params ? { params: z.object(op.params) } : {}),
+      ...(op.query ? { query: op.query } : {}),
+      ...(op.body ? { body: { required: true, content: { [JSON_TYPE]: { schema: op.body } } } } : {}),
+    },
+    responses,
+  };
+}
+
+let cached: object | undefined;
+
+/** The document (built once per process). */
+export function openApiDocument(): object {
+  if (cached) return cached;
+  const registry = new OpenAPIRegistry();
+  registry.registerComponent('securitySchemes', 'apiKey', { type: 'apiKey', in: 'header', name: 'X-API-Key' });
+  registry.registerComponent('securitySchemes', 'bearer', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'an API key (ak_…) or a JWT',
+  });
+  for (const op of OPERATIONS) registry.registerPath(routeConfig(op));
+  const { version } = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string };
+  cached = new OpenApiGeneratorV31(registry.definitions).generateDocument({
+    openapi: '3.1.0',
+    info: {
+      title: 'Agent Agency API',
+      version,
+      description:
+        'Tasks, council, waivers, keys and audit of Agent Agency. Errors are application/problem+json. ' +
+        'Every request gets an x-correlation-id (yours, if well-formed), which the task’s logs carry too.',
+    },
+    security: [{ apiKey: [] }, { bearer: [] }],
+  });
+  return cached;
+}
+
+export function openApiRoutes(): Router {
+  const router = Router();
+  router.get(OPENAPI_PATH, (_req, res) => {
+    res.json(openApiDocument());
+  });
+  return router;
+}

@@ -1,0 +1,422 @@
+/**
+ * Authentication, roles and tenants over HTTP on the real stack: every registered route × every role, cross-tenant
+ * access to every object type, a negative JWT suite (HS256 and a JWKS identity provider), key revocation and expiry,
+ * rate limiting, security headers, and property-based fuzzing of every route with zero 5xx.
+ */
+import { createServer, type Server } from 'node:http';
+import fc from 'fast-check';
+import type { Express } from 'express';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../api/app.js';
+import { createApiKey, type Role } from '../../common/api-keys.js';
+import type { Config } from '../../common/config.js';
+import { freePort } from '../helpers/ports.js';
+import {
+  eventually,
+  json,
+  sampleRepo,
+  startApi,
+  startWorkers,
+  testConfig,
+  testLog,
+  type RunningApi,
+  type RunningWorkers,
+} from '../helpers/stack.js';
+import { calculatorSpec, taskClient } from '../helpers/tasks.js';
+
+type Access = Role | 'public';
+
+/** Every route the API registers and the role it needs. A route missing here fails the first test. */
+const ROUTE_ROLES: Record<string, Access> = {
+  'GET /health': 'public',
+  'GET /health/temporal': 'public',
+  'GET /health/database': 'public',
+  'POST /api/v1/tasks': 'operator',
+  'GET /api/v1/tasks': 'viewer',
+  'GET /api/v1/tasks/:id': 'viewer',
+  'GET /api/v1/tasks/:id/result': 'viewer',
+  'GET /api/v1/tasks/:id/artifacts': 'viewer',
+  'GET /api/v1/tasks/:id/artifacts/:sha256': 'viewer',
+  'GET /api/v1/tasks/:id/audit': 'viewer',
+  'GET /api/v1/tasks/:id/events': 'viewer',
+  'POST /api/v1/tasks/:id/pause': 'operator',
+  'POST /api/v1/tasks/:id/resume': 'operator',
+  'POST /api/v1/tasks/:id/cancel': 'operator',
+  'POST /api/v1/tasks/:id/clarify': 'operator',
+  'POST /api/v1/tasks/:id/approve': 'approver',
+  'POST /api/v1/tasks/:id/reject': 'approver',
+  'GET /api/v1/council/sessions': 'viewer',
+  'GET /api/v1/council/sessions/:id': 'viewer',
+  'POST /api/v1/council/sessions/:id/approve': 'approver',
+  'POST /api/v1/council/sessions/:id/reject': 'approver',
+  'POST /api/v1/council/review': 'operator',
+  'GET /api/v1/waivers': 'viewer',
+  'POST /api/v1/waivers': 'operator',
+  'GET /api/v1/waivers/:id': 'viewer',
+  'PATCH /api/v1/waivers/:id': 'operator',
+  'POST /api/v1/waivers/:id/approve': 'approver',
+  'POST /api/v1/waivers/:id/revoke': 'approver',
+  'GET /api/v1/keys': 'admin',
+  'POST /api/v1/keys': 'admin',
+  'POST /api/v1/keys/:id/revoke': 'admin',
+  'POST /api/v1/tenants': 'admin',
+  'GET /api/v1/audit/events': 'viewer',
+  'GET /api/v1/audit/events/:id': 'viewer',
+  'GET /api/v1/audit/export': 'admin',
+  'GET /api/v1/audit/verify': 'admin',
+  'POST /api/v1/codec/encode': 'viewer',
+  'POST /api/v1/codec/decode': 'viewer',
+  // CORS preflight for the Web UI: answered before authentication, as browsers send no credentials on it.
+  'OPTIONS /api/v1/codec/encode': 'public',
+  'OPTIONS /api/v1/codec/decode': 'public',
+  'GET /metrics': 'public',
+  'GET /api/v1/openapi.json': 'public',
+};
+
+interface Layer {
+  route?: { path: string | string[]; methods: Record<string, boolean> };
+  handle?: { stack?: Layer[] };
+}
+
+/** Every method + path registered on the Express app, walking mounted routers. */
+function registeredRoutes(app: Express): string[] {
+  const found: string[] = [];
+  const walk = (stack: Layer[]): void => {
+    for (const layer of stack) {
+      if (layer.route) {
+        const paths = Array.isArray(layer.route.path) ? layer.route.path : [layer.route.path];
+        for (const method of Object.keys(layer.route.methods)) {
+          for (const p of paths) found.push(`${method.toUpperCase()} ${p}`);
+        }
+      } else if (layer.handle?.stack) walk(layer.handle.stack);
+    }
+  };
+  walk((app as unknown as { router: { stack: Layer[] } }).router.stack);
+  return [...new Set(found)].sort();
+}
+
+const concrete = (path: string): string =>
+  path
+    .replace(':sha256', 'a'.repeat(64))
+    .replace(':id', 'WV-0001')
+    .replace(/:(\w+)/g, 'x');
+
+describe('authentication, roles and tenants', () => {
+  let config: Config;
+  let workers: RunningWorkers;
+  let api: RunningApi;
+  const keys = {} as Record<Role, string>;
+  const as = (key: string, path: string, init: RequestInit = {}) =>
+    fetch(`${api.url}${path}`, {
+      ...init,
+      headers: { 'x-api-key': key, 'content-type': 'application/json', ...(init.headers as object) },
+    });
+
+  beforeAll(async () => {
+    config = testConfig();
+    workers = await startWorkers(config);
+    api = await startApi(config);
+    for (const role of ['viewer', 'operator', 'approver', 'admin'] as const) {
+      keys[role] = (await createApiKey(api.db, { tenantId: 'default', name: `only-${role}`, roles: [role] })).key;
+    }
+  });
+  afterAll(async () => {
+    await api?.stop();
+    await workers?.stop();
+  });
+
+  it('when the app is built, then every registered route has a declared role in the matrix, and no entry is stale', () => {
+    const app = createApp({ temporal: api.temporal, db: api.db, config, log: testLog });
+    expect(registeredRoutes(app)).toEqual(Object.keys(ROUTE_ROLES).sort());
+  });
+
+  it('when each role calls each route, then exactly the roles that may are let through (admin implies every role)', async () => {
+    const failures: string[] = [];
+    for (const [route, needed] of Object.entries(ROUTE_ROLES)) {
+      if (needed === 'public') continue;
+      const [method, path] = route.split(' ') as [string, string];
+      for (const role of ['viewer', 'operator', 'approver', 'admin'] as const) {
+        const res = await as(keys[role], concrete(path), {
+          method,
+          body: ['GET', 'OPTIONS'].includes(method) ? undefined : '{}',
+        });
+        if (path.endsWith('/events') && res.status === 200) await res.body?.cancel();
+        else await res.arrayBuffer();
+        const allowed = role === needed || role === 'admin';
+        if (res.status === 401) failures.push(`${route} as ${role}: 401`);
+        if (allowed && res.status === 403) failures.push(`${route} as ${role}: 403 but should pass`);
+        if (!allowed && res.status !== 403) failures.push(`${route} as ${role}: ${res.status} but should be 403`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('when no or bad credentials are sent, then 401 problem+json with a challenge; health stays public', async () => {
+    const none = await fetch(`${api.url}/api/v1/tasks`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('content-type')).toContain('application/problem+json');
+    expect(none.headers.get('www-authenticate')).toContain('Bearer');
+    for (const key of ['nonsense', `ak_abcdefgh_${'A'.repeat(43)}`]) {
+      const res = await fetch(`${api.url}/api/v1/tasks`, { headers: { 'x-api-key': key } });
+      expect(res.status).toBe(401);
+    }
+    expect((await fetch(`${api.url}/health`)).status).toBe(200);
+  });
+
+  it('when responses go out, then security headers are set and no CORS is granted', async () => {
+    const res = await fetch(`${api.url}/api/v1/tasks`, {
+      headers: { 'x-api-key': keys.viewer, origin: 'https://evil.example' },
+    });
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('strict-transport-security')).toBeTruthy();
+    expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('when a key is revoked or expires, then it stops working at once; its last use is recorded', async () => {
+    const created = await json<{ id: string; key: string }>(
+      await as(keys.admin, '/api/v1/keys', {
+        method: 'POST',
+        body: JSON.stringify({ name: 'ci-bot', roles: ['viewer'] }),
+      }),
+    );
+    expect((await as(created.key, '/api/v1/tasks')).status).toBe(200);
+    const listed = await json<{ items: { id: string; lastUsedAt: string | null; prefix: string }[] }>(
+      await as(keys.admin, '/api/v1/keys'),
+    );
+    const entry = listed.items.find((k) => k.id === created.id)!;
+    expect(entry.lastUsedAt).not.toBeNull();
+    expect(JSON.stringify(listed)).not.toContain(created.key);
+
+    expect((await as(keys.admin, `/api/v1/keys/${created.id}/revoke`, { method: 'POST', body: '{}' })).status).toBe(
+      200,
+    );
+    const revoked = await as(created.key, '/api/v1/tasks');
+    expect(revoked.status).toBe(401);
+    expect((await json<{ detail: string }>(revoked)).detail).toBe('API key revoked');
+
+    const shortLived = await json<{ key: string }>(
+      await as(keys.admin, '/api/v1/keys', {
+        method: 'POST',
+        body: JSON.stringify({
+          name: 'short',
+          roles: ['viewer'],
+          expires_at: new Date(Date.now() + 1500).toISOString(),
+        }),
+      }),
+    );
+    expect((await as(shortLived.key, '/api/v1/tasks')).status).toBe(200);
+    await eventually(async () => (await as(shortLived.key, '/api/v1/tasks')).status === 401, {
+      what: 'the key to expire',
+    });
+
+    const actions = (
+      await api.db.query<{ action: string }>(`SELECT action FROM audit_events WHERE subject = $1 ORDER BY seq`, [
+        created.id,
+      ])
+    ).rows;
+    expect(actions.map((a) => a.action)).toEqual(['key.created', 'key.revoked']);
+  });
+
+  it('when another tenant asks for this tenant’s objects, then every one is a 404, and its lists are empty of them', async () => {
+    const client = taskClient(() => api);
+    const id = await client.submit({ title: 'Tenant A task', workspace: await sampleRepo(), spec: calculatorSpec() });
+    const done = await client.finished(id);
+    expect(done.status).toBe('completed');
+    const diff = done.result!.diffRef!.sha256;
+    const session = done.result!.verdicts[0]!.sessionId;
+    await as(keys.admin, '/api/v1/waivers', {
+      method: 'POST',
+      body: JSON.stringify({
+        id: 'WV-3001',
+        gates: ['lint'],
+        reason: 'tenant A only waiver',
+        impact_level: 'low',
+        mitigation: 'none needed',
+        expires_at: new Date(Date.now() + 86_400_000).toISOString(),
+      }),
+    });
+    const adminKeyId = (await json<{ items: { id: string; name: string }[] }>(await as(keys.admin, '/api/v1/keys')))
+      .items[0]!.id;
+
+    const tenant = await as(keys.admin, '/api/v1/tenants', {
+      method: 'POST',
+      body: JSON.stringify({ id: 'tenant-b', name: 'Tenant B' }),
+    });
+    expect(tenant.status).toBe(201);
+    const other = (await json<{ adminKey: { key: string } }>(tenant)).adminKey.key;
+
+    const probes: [string, string][] = [
+      ['GET', `/api/v1/tasks/${id}`],
+      ['GET', `/api/v1/tasks/${id}/result`],
+      ['GET', `/api/v1/tasks/${id}/artifacts`],
+      ['GET', `/api/v1/tasks/${id}/artifacts/${diff}`],
+      ['GET', `/api/v1/tasks/${id}/audit`],
+      ['GET', `/api/v1/tasks/${id}/events`],
+      ['POST', `/api/v1/tasks/${id}/cancel`],
+      ['POST', `/api/v1/tasks/${id}/pause`],
+      ['GET', `/api/v1/council/sessions/${session}`],
+      ['POST', `/api/v1/council/sessions/${session}/approve`],
+      ['GET', '/api/v1/waivers/WV-3001'],
+      ['POST', '/api/v1/waivers/WV-3001/approve'],
+      ['POST', `/api/v1/keys/${adminKeyId}/revoke`],
+    ];
+    for (const [method, path] of probes) {
+      const body =
+        path.endsWith('/approve') && path.includes('sessions') ? JSON.stringify({ hash: 'a'.repeat(64) }) : '{}';
+      const res = await as(other, path, { method, body: method === 'GET' ? undefined : body });
+      expect([path, res.status]).toEqual([path, 404]);
+    }
+    const tasks = await json<{ items: { id: string }[] }>(await as(other, '/api/v1/tasks?limit=100'));
+    expect(tasks.items.map((t) => t.id)).not.toContain(id);
+    expect((await json<{ items: unknown[] }>(await as(other, '/api/v1/waivers'))).items).toEqual([]);
+    // Tenant B's admin cannot create tenants; only the bootstrap tenant's admins can.
+    expect(
+      (await as(other, '/api/v1/tenants', { method: 'POST', body: JSON.stringify({ id: 'tenant-c', name: 'C' }) }))
+        .status,
+    ).toBe(403);
+  });
+
+  it('when requests exceed the per-key rate, then 429 problem+json with Retry-After, and other keys are unaffected', async () => {
+    const limited = await startApi({ ...config, RATE_LIMIT_PER_MINUTE: 3 });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await limited.fetch('/api/v1/waivers')).status);
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      const res = await limited.fetch('/api/v1/waivers');
+      expect(res.headers.get('retry-after')).toBe('60');
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      expect((await fetch(`${limited.url}/api/v1/waivers`, { headers: { 'x-api-key': keys.viewer } })).status).toBe(
+        200,
+      );
+    } finally {
+      await limited.stop();
+    }
+  });
+
+  it('when any route gets arbitrary bodies and parameters, then it never answers 5xx', async () => {
+    const routes = Object.entries(ROUTE_ROLES).filter(([, role]) => role !== 'public');
+    const failures: string[] = [];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...routes.map(([route]) => route)),
+        fc.oneof(
+          fc.string(),
+          fc.stringMatching(/^[A-Za-z0-9_.-]{1,120}$/),
+          fc.constant('WV-0001'),
+          fc.constant('a'.repeat(64)),
+        ),
+        fc.oneof(fc.jsonValue(), fc.object(), fc.string()),
+        async (route, param, body) => {
+          const [method, path] = route.split(' ') as [string, string];
+          const url = path.replace(/:(\w+)/g, () => encodeURIComponent(param));
+          const res = await as(keys.admin, url, {
+            method,
+            body: method === 'GET' ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+          });
+          if (url.includes('/events') && res.status === 200) await res.body?.cancel();
+          else await res.arrayBuffer();
+          if (res.status >= 500)
+            failures.push(`${method} ${url} ${JSON.stringify(body).slice(0, 200)} -> ${res.status}`);
+          return res.status < 500;
+        },
+      ),
+      { numRuns: 400, seed: 20261122 },
+    );
+    expect(failures).toEqual([]);
+  });
+});
+
+describe('JWT bearer tokens', () => {
+  let config: Config;
+  let api: RunningApi;
+  let hs: RunningApi;
+  let jwksServer: Server;
+  const secret = 'a-test-secret-that-is-long-enough-for-hs256';
+  let es: Awaited<ReturnType<typeof generateKeyPair>>;
+
+  const token = (
+    claims: Record<string, unknown>,
+    opts: {
+      alg?: string;
+      key?: Parameters<SignJWT['sign']>[0];
+      exp?: string | number;
+      aud?: string;
+      kid?: string;
+    } = {},
+  ) => {
+    const jwt = new SignJWT({ tenant: 'default', roles: ['viewer'], ...claims })
+      .setProtectedHeader({ alg: opts.alg ?? 'HS256', ...(opts.kid ? { kid: opts.kid } : {}) })
+      .setIssuedAt()
+      .setIssuer('https://idp.example')
+      .setAudience(opts.aud ?? 'agent-agency')
+      .setExpirationTime(opts.exp ?? '5m');
+    if (claims.sub !== null) jwt.setSubject(typeof claims.sub === 'string' ? claims.sub : 'alice');
+    return jwt.sign(opts.key ?? new TextEncoder().encode(secret));
+  };
+  const call = (base: RunningApi, bearer: string, path = '/api/v1/waivers', init: RequestInit = {}) =>
+    fetch(`${base.url}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+    });
+
+  beforeAll(async () => {
+    es = await generateKeyPair('ES256');
+    const jwk = { ...(await exportJWK(es.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    const port = await freePort();
+    jwksServer = createServer((_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((r) => jwksServer.listen(port, '127.0.0.1', r));
+    config = testConfig({ JWT_ISSUER: 'https://idp.example' });
+    hs = await startApi({ ...config, JWT_SECRET: secret });
+    api = await startApi({ ...config, JWT_JWKS_URL: `http://127.0.0.1:${port}/jwks.json` });
+  });
+  afterAll(async () => {
+    await hs?.stop();
+    await api?.stop();
+    await new Promise((r) => jwksServer?.close(r));
+  });
+
+  it('when a valid HS256 token is sent, then its subject, tenant and roles apply', async () => {
+    expect((await call(hs, await token({}))).status).toBe(200);
+    // viewer only: starting a task is forbidden.
+    const post = await call(hs, await token({}), '/api/v1/tasks', {
+      method: 'POST',
+      body: JSON.stringify({ title: 'x', workspace: '/tmp' }),
+    });
+    expect(post.status).toBe(403);
+  });
+
+  it('when a token is forged, expired, for another audience or issuer, unsigned, or names no tenant, then 401', async () => {
+    const [header, payload] = (await token({})).split('.');
+    const unsigned = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${payload}.`;
+    const bad = [
+      unsigned,
+      `${header}.${payload}.${'A'.repeat(43)}`,
+      await token({}, { key: new TextEncoder().encode('another-secret-that-is-long-enough-too!!') }),
+      await token({}, { exp: Math.floor(Date.now() / 1000) - 60 }),
+      await token({}, { aud: 'someone-else' }),
+      await new SignJWT({ tenant: 'default', roles: ['viewer'] })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('alice')
+        .setIssuer('https://evil.example')
+        .setAudience('agent-agency')
+        .setExpirationTime('5m')
+        .sign(new TextEncoder().encode(secret)),
+      await token({ tenant: 'no-such-tenant' }),
+      await token({ sub: null }),
+      await token({}, { alg: 'ES256', key: es.privateKey }),
+    ];
+    const statuses = await Promise.all(bad.map(async (t) => (await call(hs, t)).status));
+    expect(statuses).toEqual(bad.map(() => 401));
+  });
+
+  it('when an identity provider signs with ES256 and publishes a JWKS, then its tokens work and HS256 ones do not', async () => {
+    expect((await call(api, await token({}, { alg: 'ES256', key: es.privateKey, kid: 'k1' }))).status).toBe(200);
+    expect((await call(api, await token({}))).status).toBe(401);
+    const other = await generateKeyPair('ES256');
+    expect((await call(api, await token({}, { alg: 'ES256', key: other.privateKey, kid: 'k1' }))).status).toBe(401);
+  });
+});
