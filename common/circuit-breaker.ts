@@ -34,6 +34,8 @@ export interface CircuitBreakerOptions {
   coolDownMs: number;
   /** Which errors mean the service is failing; the others count as answers. Default: every error. */
   isFailure?: (err: unknown) => boolean;
+  /** Errors that say nothing about the service (the caller gave up: a cancelled activity). Default: none. */
+  isNeutral?: (err: unknown) => boolean;
   /** The clock (tests). */
   now?: () => number;
 }
@@ -126,6 +128,11 @@ export class CircuitBreaker {
     if (this.failures >= this.options.failureThreshold) this.open();
   }
 
+  /** The call ended without telling anything about the service: a half-open probe gives its slot back. */
+  released(ticket: BreakerTicket): void {
+    if (ticket.probe) this.probeStartedAt = undefined;
+  }
+
   /** Runs `fn` through the breaker: fails fast while open, counts the outcome, rethrows fn's error. */
   async run<T>(fn: () => Promise<T>): Promise<T> {
     const ticket = this.admit();
@@ -134,7 +141,8 @@ export class CircuitBreaker {
       this.succeeded(ticket);
       return value;
     } catch (err) {
-      if (this.options.isFailure?.(err) ?? true) this.failed(ticket);
+      if (this.options.isNeutral?.(err)) this.released(ticket);
+      else if (this.options.isFailure?.(err) ?? true) this.failed(ticket);
       else this.succeeded(ticket);
       throw err;
     }

@@ -193,7 +193,13 @@ export function createPlanningActivities({ db, config, model: override, log = SI
       }
       const specRef = await putArtifact(db, task.tenantId, JSON.stringify(spec, null, 2), 'application/json');
       activityLogger(log, task).info(
-        { source, specId: spec.id, riskTier: spec.risk_tier, steps: spec.steps.length, warnings: parsed.warnings.length },
+        {
+          source,
+          specId: spec.id,
+          riskTier: spec.risk_tier,
+          steps: spec.steps.length,
+          warnings: parsed.warnings.length,
+        },
         'task planned',
       );
       return {

@@ -89,6 +89,8 @@ export function modelBreaker(provider: string, baseURL: string, options = DEFAUL
   return circuitBreakerFor(serviceOfUrl(provider, baseURL), {
     ...options,
     isFailure: (err) => classifyModelError(err).retryable,
+    // A cancelled activity aborts its call: that says nothing about the provider.
+    isNeutral: (err) => classifyModelError(err).type === 'ModelRequestAborted',
   });
 }
 

@@ -63,7 +63,12 @@ export async function startWorkers(
   const db = createDb(config.DATABASE_URL);
   const ort = new OrtThread();
   const workers: Worker[] = await createPoolWorkers(
-    { connection, namespace: config.TEMPORAL_NAMESPACE, prefix: config.TASK_QUEUE_PREFIX, deps: { db, config, ort, log } },
+    {
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      prefix: config.TASK_QUEUE_PREFIX,
+      deps: { db, config, ort, log },
+    },
     pools,
   );
   const running = Promise.all(workers.map((w) => w.run()));

@@ -141,6 +141,21 @@ describe('CircuitBreaker (fake clock)', () => {
     expect(b.admit().probe).toBe(true);
   });
 
+  it('when a half-open probe is abandoned (a neutral error), then the state stays and the next call probes', async () => {
+    const b = new CircuitBreaker(`unit-${Math.random()}`, {
+      failureThreshold: 1,
+      coolDownMs: 1_000,
+      isNeutral: (err) => (err as Error).name === 'AbortError',
+      now: () => now,
+    });
+    fail(b);
+    now += 1_000;
+    const aborted = Object.assign(new Error('aborted'), { name: 'AbortError' });
+    await expect(b.run(() => Promise.reject(aborted))).rejects.toBe(aborted);
+    expect(b.state).toBe('half_open');
+    expect(b.admit().probe).toBe(true);
+  });
+
   it('is one breaker per service in a process', () => {
     const options = { failureThreshold: 1, coolDownMs: 10 };
     expect(circuitBreakerFor('unit-shared', options)).toBe(circuitBreakerFor('unit-shared', options));
