@@ -24,12 +24,16 @@ if (mtime('node_modules/.package-lock.json') < mtime('package-lock.json')) {
       process.stderr.write(output);
       throw err;
     }
-    process.stderr.write('npm ci refused the lockfile (this registry lacks some optional packages); using npm install\n');
+    process.stderr.write(
+      'npm ci refused the lockfile (this registry lacks some optional packages); using npm install\n',
+    );
     const lock = readFileSync('package-lock.json');
     execSync('npm install --no-audit --no-fund', { stdio: 'inherit' });
     if (!readFileSync('package-lock.json').equals(lock)) {
       writeFileSync('package-lock.json', lock);
-      throw new Error('package-lock.json does not match package.json: run npm install and commit the lockfile');
+      throw new Error('package-lock.json does not match package.json: run npm install and commit the lockfile', {
+        cause: err,
+      });
     }
   }
 }
