@@ -29,6 +29,19 @@ describe('tasks list, council, waivers', () => {
   let workers: RunningWorkers;
   let api: RunningApi;
   const client = taskClient(() => api);
+  /** Every item of a paginated list (other test files add to the same tenant at the same time). */
+  const everyPage = async <T>(url: string): Promise<T[]> => {
+    const all: T[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { items: T[]; nextCursor: string | null } = await json(
+        await api.fetch(`${url}${cursor ? `&cursor=${cursor}` : ''}`),
+      );
+      all.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return all;
+  };
 
   beforeAll(async () => {
     config = testConfig();
@@ -52,10 +65,8 @@ describe('tasks list, council, waivers', () => {
         const page = await json<{ items: { id: string; status: string }[]; nextCursor: string | null }>(
           await client.get('/api/v1/tasks?status=completed&limit=1'),
         );
-        const all = await json<{ items: { id: string }[] }>(
-          await client.get('/api/v1/tasks?status=completed&limit=100'),
-        );
-        return ids.every((id) => all.items.some((i) => i.id === id)) ? page : undefined;
+        const all = await everyPage<{ id: string }>('/api/v1/tasks?status=completed&limit=100');
+        return ids.every((id) => all.some((i) => i.id === id)) ? page : undefined;
       },
       { what: 'the tasks to be visible' },
     );
@@ -114,10 +125,8 @@ describe('tasks list, council, waivers', () => {
     expect(sessions).toHaveLength(2);
     await eventually(
       async () => {
-        const list = await json<{ items: { id: string; taskId: string | null }[] }>(
-          await client.get('/api/v1/council/sessions?limit=100'),
-        );
-        return sessions.every((s) => list.items.some((i) => i.id === s && i.taskId === id));
+        const items = await everyPage<{ id: string; taskId: string | null }>('/api/v1/council/sessions?limit=100');
+        return sessions.every((s) => items.some((i) => i.id === s && i.taskId === id));
       },
       { what: 'the sessions to be listed' },
     );
