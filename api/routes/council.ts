@@ -70,10 +70,11 @@ export function councilRoutes({ temporal, db, config }: AppDeps): Router {
       // Memos go through the data converter: with payload encryption on they are ciphertext.
       items: await Promise.all(
         page.executions.map(async (e) => {
+          // A memo sealed with a key this process does not hold stays unread rather than failing the whole list.
           const memo = ((await decodeMapFromPayloads(
             temporal.options.loadedDataConverter,
             (e.memo?.fields ?? {}) as Record<string, Payload>,
-          )) ?? {}) as { taskId?: string };
+          ).catch(() => undefined)) ?? {}) as { taskId?: string };
           return { id: e.execution?.workflowId, taskId: memo.taskId ?? null, temporalStatus: e.status };
         }),
       ),
