@@ -172,6 +172,7 @@ try {
 
   interface View {
     status: string;
+    temporalStatus: string;
     step?: string;
     progress?: { pendingApproval?: { hash: string; reasons: string[] } };
     result?: {
@@ -199,7 +200,8 @@ try {
       say(`  -> ${decision.status} ${JSON.stringify(decision.body)}`);
       approved = decision.status === 200;
     }
-    if (['completed', 'failed', 'canceled'].includes(state.status)) {
+    // The workflow reports its final status a moment before it closes with its result.
+    if (state.temporalStatus !== 'RUNNING') {
       if (state.result) {
         for (const v of state.result.verdicts) {
           say(
