@@ -47,7 +47,7 @@ export class TemporalCliUnavailable extends Error {
 
 /** Returns the path of a usable Temporal CLI, building the pinned one if none is found. */
 export async function ensureTemporalCli(
-  opts: { env?: NodeJS.ProcessEnv; log?: (line: string) => void } = {},
+  opts: { env?: NodeJS.ProcessEnv; log?: (line: string) => void; goLocations?: string[] } = {},
 ): Promise<string> {
   const env = opts.env ?? process.env;
   const log = opts.log ?? (() => undefined);
@@ -63,8 +63,11 @@ export async function ensureTemporalCli(
   const cached = path.join(cacheDir, 'temporal');
   if (await isExecutable(cached)) return cached;
 
-  const go =
-    (await onPath('go', env)) ?? ((await isExecutable('/usr/local/go/bin/go')) ? '/usr/local/go/bin/go' : undefined);
+  // Go on PATH, else where its installer puts it.
+  let go = await onPath('go', env);
+  for (const candidate of opts.goLocations ?? ['/usr/local/go/bin/go']) {
+    if (!go && (await isExecutable(candidate))) go = candidate;
+  }
   if (!go) {
     throw new TemporalCliUnavailable(
       [

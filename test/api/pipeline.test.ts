@@ -85,12 +85,16 @@ describe('the agent task pipeline', () => {
       );
     }
 
-    const audit = await json<{ events: { action: string }[] }>(await client.get(`/api/v1/tasks/${id}/audit`));
+    const audit = await json<{ events: { action: string; payload: Record<string, unknown> }[] }>(
+      await client.get(`/api/v1/tasks/${id}/audit`),
+    );
     const actions = audit.events.map((e) => e.action);
     expect(actions[0]).toBe('task.started');
     expect(actions.at(-1)).toBe('task.completed');
     for (const a of ['workspace.prepared', 'step.applied', 'gate.evaluated']) expect(actions).toContain(a);
     expect(actions.filter((a) => a === 'council.verdict')).toHaveLength(2);
+    const spent = audit.events.find((e) => e.action === 'budget.spent')!;
+    expect(spent.payload).toMatchObject({ steps: 1, tokens: 0, costUsd: 0, limits: { steps: 100 } });
     expect(await verifyAuditChain(workers.db)).toMatchObject({ ok: true });
 
     const artifacts = await json<{ items: { name: string | null }[] }>(

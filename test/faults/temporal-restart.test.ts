@@ -63,6 +63,12 @@ describe('the Temporal server restarted in the middle of a task', () => {
     await server.stop();
     server = await startDevServer({ port, ui: false, stateDir });
     expect(server.started).toBe(true);
+    // Idempotent: asking again reuses the running server instead of starting a second one.
+    expect((await startDevServer({ port, ui: false, stateDir })).started).toBe(false);
+    const attributes = await client.connection.operatorService.listSearchAttributes({ namespace: 'agency' });
+    expect(Object.keys(attributes.customAttributes)).toEqual(
+      expect.arrayContaining(['AgencyTaskStatus', 'AgencyRiskTier', 'AgencyTenant']),
+    );
 
     const result = await handle.result();
     expect(result.status).toBe('completed');

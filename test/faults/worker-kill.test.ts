@@ -102,3 +102,66 @@ describe('a worker process killed in the middle of a task', () => {
     await client.connection.close();
   });
 });
+
+describe('a worker process stopped with SIGTERM in the middle of a step', () => {
+  const env = testEnv({ WORKER_SHUTDOWN_GRACE: '20s' });
+  const config = loadConfig(env);
+  const children: ChildProcess[] = [];
+  let db: Db | undefined;
+  afterAll(async () => {
+    await Promise.all(children.map(killHard));
+    await db?.end();
+  });
+
+  it('when it shuts down, then the in-flight step finishes within the grace time, the process exits 0, and another worker completes the task', async () => {
+    db = createDb(config.DATABASE_URL);
+    const client = await temporalClient(config);
+    const input = directTaskInput(`term-${Date.now()}`, await sampleRepo(), 'Survive a rolling restart', {
+      id: 'FIX-9',
+      title: 'Fix average while the worker is replaced',
+      risk_tier: 3,
+      mode: 'fix',
+      scope: { in: ['src/', 'slow.txt'], out: [] },
+      acceptance: [],
+      invariants: [],
+      steps: [
+        {
+          kind: 'command',
+          run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('slow.txt', 's\\n'), 3000)"],
+        },
+        { kind: 'replace', path: 'src/calculator.js', find: '(values.length - 1)', replace: 'values.length' },
+      ],
+      gates: [{ name: 'tests', run: ['node', '--test'] }],
+    });
+    const first = spawnWorkerProcess(env);
+    children.push(first);
+    const exited = new Promise<number | null>((resolve) => first.once('exit', (code) => resolve(code)));
+    const handle = await startTaskWorkflow(client, config, input);
+    await eventually(
+      async () => (await runningActivities(client, executionWorkflowId(handle.workflowId, 1))).includes('applyStep'),
+      {
+        timeoutMs: 60_000,
+        what: 'the slow step to run',
+      },
+    );
+    first.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    // The step that was running when SIGTERM arrived finished and was recorded before the process left.
+    const { rows } = await db.query<{ subject: string }>(
+      `SELECT subject FROM audit_events WHERE workflow_id = $1 AND action = 'step.applied'`,
+      [handle.workflowId],
+    );
+    expect(rows.map((r) => r.subject)).toEqual(['step-0']);
+
+    children.push(spawnWorkerProcess(env));
+    const result = await handle.result();
+    expect(result.status).toBe('completed');
+    const diff = (await getArtifact(db, 'default', result.diffRef!.sha256))!.content.toString();
+    expect(
+      parseUnifiedDiff(diff)
+        .find((f) => f.path === 'slow.txt')
+        ?.added.map((a) => a.text),
+    ).toEqual(['s']);
+    await client.connection.close();
+  });
+});

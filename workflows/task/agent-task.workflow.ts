@@ -246,6 +246,10 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
         usage: result.usage,
       });
       result.artifacts.push({ name: 'provenance', ...provenance });
+      await planning.recordTaskEvent(task, 'budget.spent', {
+        ...result.usage,
+        limits: { steps: input.budgets.max_steps, tokens: input.budgets.max_tokens, costUsd: input.budgets.max_cost_usd },
+      });
       await planning.recordTaskEvent(task, `task.${status}`, {
         reason: reason ?? null,
         diff: result.diffRef?.sha256 ?? null,
