@@ -248,7 +248,11 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
       result.artifacts.push({ name: 'provenance', ...provenance });
       await planning.recordTaskEvent(task, 'budget.spent', {
         ...result.usage,
-        limits: { steps: input.budgets.max_steps, tokens: input.budgets.max_tokens, costUsd: input.budgets.max_cost_usd },
+        limits: {
+          steps: input.budgets.max_steps,
+          tokens: input.budgets.max_tokens,
+          costUsd: input.budgets.max_cost_usd,
+        },
       });
       await planning.recordTaskEvent(task, `task.${status}`, {
         reason: reason ?? null,
