@@ -8,7 +8,7 @@
  *     and 200 again after the proxy is restored and the cool-down has passed.
  */
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
+import { startCuttableProxy } from '../helpers/proxy.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEMPORAL_PATHS } from '../../api/dependencies.js';
 import { OPENAPI_PATH } from '../../api/routes/openapi.js';
@@ -69,34 +69,6 @@ function total(samples: Sample[], name: string, labels: Record<string, string> =
   return samples
     .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
     .reduce((sum, s) => sum + s.value, 0);
-}
-
-/** A TCP proxy the test can cut and restore, in front of the Temporal frontend. */
-async function startCuttableProxy(target: { host: string; port: number }) {
-  const port = await freePort();
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | undefined;
-  const open = (): Promise<void> =>
-    new Promise((resolve) => {
-      server = net.createServer((client) => {
-        const upstream = net.connect(target.port, target.host);
-        for (const s of [client, upstream]) {
-          sockets.add(s);
-          s.on('close', () => sockets.delete(s));
-          s.on('error', () => s.destroy());
-        }
-        client.pipe(upstream).pipe(client);
-      });
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-  const cut = (): Promise<void> =>
-    new Promise((resolve) => {
-      for (const s of sockets) s.destroy();
-      if (server) server.close(() => resolve());
-      else resolve();
-    });
-  await open();
-  return { port, open, cut };
 }
 
 describe('observability: logs, metrics, OpenAPI and dependency failures against the real stack', () => {
