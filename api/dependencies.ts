@@ -2,7 +2,7 @@
  * Routes whose dependency is down answer 503 problem+json with Retry-After, at once, instead of every request waiting
  * out the Temporal client's own retries (about 20 s when the server is unreachable) and ending in a 500.
  *
- * The Temporal-backed routers (tasks, council) are mounted inside temporalRoutes(), which puts a circuit breaker
+ * The Temporal-backed routers (tasks, council, tools) are mounted inside temporalRoutes(), which puts a circuit breaker
  * (common/circuit-breaker.ts, service `temporal:<address>`) around them:
  *   - a request that fails with gRPC UNAVAILABLE opens it (one failure is enough: the client already retried for
  *     ~20 s) and answers 503 with Retry-After;
@@ -22,7 +22,7 @@ import type { AppDeps } from './app.js';
 import { HttpProblem } from './errors.js';
 
 /** Path prefixes of the routers that need Temporal for every route. */
-export const TEMPORAL_PATHS = ['/api/v1/tasks', '/api/v1/council'];
+export const TEMPORAL_PATHS = ['/api/v1/tasks', '/api/v1/council', '/api/v1/tools'];
 const GRPC_UNAVAILABLE = 14;
 const PROBE_TIMEOUT_MS = 2_000;
 const COOL_DOWN_MS = 5_000;

@@ -192,6 +192,19 @@ export const ConfigSchema = z.object({
         .filter(Boolean),
     ),
   EXECUTION_COMMAND_TIMEOUT: duration.prefault('5m'),
+  /**
+   * Commands (steps, gates, run_command) run in a bubblewrap sandbox: no network, only the workspace writable, no
+   * secrets, process/memory/time/output limits. Without a usable sandbox they are refused, unless this is true.
+   */
+  SANDBOX_ALLOW_UNSANDBOXED: bool.default(false),
+  /** The bubblewrap binary; default: `bwrap` on PATH, else the cached copy (mcp/workspace-server/bubblewrap.ts). */
+  BWRAP_PATH: z.string().min(1).optional(),
+  SANDBOX_MAX_PROCESSES: z.coerce.number().int().min(8).max(4096).default(256),
+  SANDBOX_MEMORY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024 * 1024)
+    .default(4 * 1024 * 1024 * 1024),
   /** Where isolated task workspaces are created (one directory per task, removed afterwards). */
   WORKSPACES_DIR: z.string().optional(),
 });

@@ -14,6 +14,7 @@ import { createDb } from '../common/db.js';
 import { createLogger } from '../common/logger.js';
 import { enableDefaultMetrics } from '../common/metrics.js';
 import { OrtThread } from '../activities/inference/index.js';
+import { closeToolClients } from '../activities/execution/index.js';
 import { connectionOptions } from '../temporal/connection.js';
 import { startWorkerMetricsServer, type WorkerMetricsServer } from './metrics-server.js';
 import { createPoolWorkers } from './pools.js';
@@ -65,6 +66,7 @@ try {
   // Worker.run() resolves after the SDK's own SIGINT/SIGTERM handling has drained the worker.
   await Promise.all(workers.map((w) => w.run()));
 } finally {
+  await closeToolClients();
   await metricsServer?.close();
   await ort.close();
   await db.end();

@@ -4,3 +4,4 @@ export { councilDeliberationWorkflow } from './council/council-deliberation.work
 export { executionWorkflow } from './execution/execution.workflow.js';
 export { systemCheckWorkflow } from './system/system-check.workflow.js';
 export { auditCheckpointWorkflow } from './audit/audit-checkpoint.workflow.js';
+export { toolDiscoveryWorkflow } from './tools/tool-discovery.workflow.js';

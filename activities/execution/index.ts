@@ -7,7 +7,7 @@
  * are written so that applying them a second time changes nothing.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -16,22 +16,109 @@ import { appendAuditEvent } from '../../common/audit.js';
 import { putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
+import { hashJson, sha256Hex } from '../../common/hash.js';
 import type { Logger } from '../../common/logger.js';
 import type { DiffSummary } from '../../workflows/execution/definitions.js';
+import {
+  approvalKey,
+  toolRequestOf,
+  type SecurityLevel,
+  type ToolBinding,
+  type ToolGrant,
+  type ToolPlan,
+} from '../../workflows/execution/tools.js';
 import { gateKind } from '../../workflows/task/policy.js';
 import type { GateOutcome, StepOutcome, TaskRef } from '../../workflows/task/definitions.js';
 import type { Gate, SpecStep } from '../../workflows/task/spec.js';
 import { activityLogger, SILENT } from '../logging.js';
 import { parseIstanbulSummary, parseLcov, parseStrykerReport } from './reports.js';
-import { CommandRefused, runCommand } from './run-command.js';
+import { callTool, type ToolCallResult } from './tools/call.js';
+import { ToolClients } from './tools/clients.js';
+import { createToolLayer, type DiscoveryResult } from './tools/index.js';
+import { getServer, storeDiscovery, type DiscoveredTool, type ToolServer } from '../../common/tool-registry.js';
 
 const git = promisify(execFile);
 
 export interface ExecutionDeps {
   db: Db;
-  config: Pick<Config, 'EXECUTION_ALLOWED_COMMANDS' | 'EXECUTION_COMMAND_TIMEOUT' | 'WORKSPACES_DIR'>;
+  config: Pick<
+    Config,
+    | 'EXECUTION_ALLOWED_COMMANDS'
+    | 'EXECUTION_COMMAND_TIMEOUT'
+    | 'WORKSPACES_DIR'
+    | 'SANDBOX_ALLOW_UNSANDBOXED'
+    | 'BWRAP_PATH'
+    | 'SANDBOX_MAX_PROCESSES'
+    | 'SANDBOX_MEMORY_BYTES'
+  >;
   /** Activity logs (with the task's correlation id); silent when not given. */
   log?: Logger;
+  /** MCP connections of this worker (made here when not given; closed with closeToolClients). */
+  clients?: ToolClients;
+}
+
+/** Built-in edit tools: they take the hash of the content they replace (mcp/workspace-server). */
+const EDIT_TOOLS = new Set(['write_file', 'apply_patch']);
+
+/** sha256 of a workspace file as it is now, or `absent`. Only regular files are hashed. */
+async function fileHash(workdir: string, relative: string): Promise<string> {
+  const file = insideWorkspace(workdir, relative);
+  const info = await lstat(file).catch(() => undefined);
+  if (!info) return 'absent';
+  if (!info.isFile()) return 'not-a-regular-file';
+  return sha256Hex(await readFile(file));
+}
+
+interface CommandRun {
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  output: string;
+  truncated: boolean;
+}
+
+/** What run_command reported (structured), or the refusal text when it refused or hit a limit. */
+function commandResult(r: ToolCallResult): CommandRun {
+  const s = r.structured;
+  if (r.outcome === 'ok' && s && 'exitCode' in s) {
+    return {
+      exitCode: typeof s.exitCode === 'number' ? s.exitCode : null,
+      signal: typeof s.signal === 'string' ? s.signal : null,
+      timedOut: s.timedOut === true,
+      output: typeof s.output === 'string' ? s.output : r.text,
+      truncated: s.truncated === true,
+    };
+  }
+  const timedOut = r.outcome === 'timeout' || /time limit|timed out/i.test(r.text);
+  return { exitCode: null, signal: null, timedOut, output: r.text, truncated: r.truncated };
+}
+
+function stepOutcome(index: number, step: SpecStep, r: ToolCallResult, note: string): StepOutcome {
+  const via = `${r.server}/${r.tool}`;
+  if (step.kind === 'command') {
+    const run = commandResult(r);
+    const what = run.timedOut
+      ? 'timed out'
+      : r.outcome === 'ok'
+        ? `exited with ${run.exitCode ?? run.signal}`
+        : `was not run: ${r.text.slice(0, 500)}`;
+    return { index, kind: step.kind, ok: r.outcome === 'ok' && run.exitCode === 0, detail: `${step.run.join(' ')} ${what}`, skipped: false };
+  }
+  const already = r.structured?.already === true;
+  const text = r.text.length > 500 ? `${r.text.slice(0, 500)}…` : r.text;
+  return {
+    index,
+    kind: step.kind,
+    ok: r.outcome === 'ok',
+    detail: `${via}: ${r.outcome === 'ok' ? text || 'ok' : `${r.outcome}: ${text}`}${note}`,
+    skipped: already,
+  };
+}
+
+const allClients = new Set<ToolClients>();
+/** Closes every MCP connection the execution activities of this process opened (worker shutdown, tests). */
+export async function closeToolClients(): Promise<void> {
+  await Promise.all([...allClients].map((c) => c.closeAll()));
 }
 
 /** Where a coverage or mutation gate's report is read when the gate names none. */
@@ -84,11 +171,69 @@ export function insideWorkspace(root: string, relative: string): string {
   return full;
 }
 
-export function createExecutionActivities({ db, config, log = SILENT }: ExecutionDeps) {
+export function createExecutionActivities({ db, config, log = SILENT, clients: given }: ExecutionDeps) {
   const workspacesDir = config.WORKSPACES_DIR ?? path.join(os.tmpdir(), 'agency-workspaces');
   const workdirOf = (task: TaskRef): string =>
     path.join(workspacesDir, task.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_'));
   const actor = 'worker:execution';
+  const clients =
+    given ??
+    new ToolClients({
+      // The platform's own servers (the workspace server) get the command allow-list and the sandbox's limits.
+      platformEnv: {
+        WORKSPACE_ALLOWED_COMMANDS: config.EXECUTION_ALLOWED_COMMANDS.join(','),
+        SANDBOX_TIMEOUT_SECONDS: String(Math.ceil(config.EXECUTION_COMMAND_TIMEOUT / 1000)),
+        SANDBOX_ALLOW_UNSANDBOXED: String(config.SANDBOX_ALLOW_UNSANDBOXED),
+        SANDBOX_MAX_PROCESSES: String(config.SANDBOX_MAX_PROCESSES),
+        SANDBOX_MEMORY_BYTES: String(config.SANDBOX_MEMORY_BYTES),
+        ...(config.BWRAP_PATH ? { BWRAP_PATH: config.BWRAP_PATH } : {}),
+      },
+      onToolsChanged: (server, tools) => storeDiscovery(db, server.id, tools),
+      log,
+    });
+  allClients.add(clients);
+  const tools = createToolLayer({ db, clients, log });
+
+  /**
+   * Two tools that claim the same capability must agree on a read-only call: the alternate is called too, and a
+   * different answer is recorded as a conflict with both digests; the registry's ordering decides (the bound tool,
+   * the one of lower priority number, stands).
+   */
+  async function crossCheck(
+    task: TaskRef,
+    index: number,
+    primary: ToolCallResult,
+    alternate: { serverId: string; tool: string },
+    call: (s: ToolServer, t: DiscoveredTool) => Promise<ToolCallResult>,
+  ): Promise<string> {
+    const other = await tools.lookup(task.tenantId, alternate.serverId, alternate.tool).then(
+      ({ server, tool }) => call(server, tool),
+      () => undefined,
+    );
+    if (!other || other.outcome !== 'ok') return '';
+    const digest = (r: ToolCallResult) => hashJson(r.structured ?? r.text);
+    if (digest(other) === digest(primary)) return '';
+    await appendAuditEvent(db, {
+      tenantId: task.tenantId,
+      actor,
+      action: 'tool.conflict',
+      subject: `step-${index}`,
+      workflowId: task.workflowId,
+      correlationId: task.correlationId,
+      idempotencyKey: `${task.executionKey}/step-${index}/tool-conflict`,
+      payload: {
+        kind: 'tool_disagreement',
+        steps: [index],
+        evidence: {
+          [`${primary.server}/${primary.tool}`]: { sha256: digest(primary), excerpt: primary.text.slice(0, 200) },
+          [`${other.server}/${other.tool}`]: { sha256: digest(other), excerpt: other.text.slice(0, 200) },
+        },
+        resolution: 'priority',
+        detail: `${primary.server}/${primary.tool} stands (registry priority)`,
+      },
+    });
+    return ` (conflict: ${other.server}/${other.tool} answered differently; ${primary.server} stands by priority)`;
+  }
 
   /** The outcome recorded under an idempotency key by an earlier attempt, if any. */
   async function recorded(key: string): Promise<StepOutcome | undefined> {
@@ -128,60 +273,68 @@ export function createExecutionActivities({ db, config, log = SILENT }: Executio
       return { workdir, baseCommit };
     },
 
-    /** Applies one step of the spec. */
-    async applyStep(task: TaskRef, workdir: string, index: number, step: SpecStep): Promise<StepOutcome> {
+    /**
+     * Applies one step: exactly one MCP tool call, through the tool the coordinator bound (or binds now, for an agent
+     * turn). The step's record under its idempotency key makes a retry return the first outcome; an edit also carries
+     * the hash of the content it expects to replace, pinned in an intent record before the first attempt, so a retry
+     * after a crash between the edit and its record finds the edit applied instead of applying it twice.
+     */
+    async applyStep(
+      task: TaskRef,
+      workdir: string,
+      index: number,
+      step: SpecStep,
+      binding?: ToolBinding,
+      grant: ToolGrant = { allowedLevel: 'standard', approvedCalls: [] },
+    ): Promise<StepOutcome> {
       const key = `${task.executionKey}/step-${index}`;
       const done = await recorded(key);
       if (done) return { ...done, skipped: true };
 
-      let outcome: StepOutcome;
-      if (step.kind === 'write_file') {
-        const file = insideWorkspace(workdir, step.path);
-        await mkdir(path.dirname(file), { recursive: true });
-        await writeFile(file, step.content);
-        outcome = { index, kind: step.kind, ok: true, detail: `wrote ${step.path}`, skipped: false };
-      } else if (step.kind === 'replace') {
-        const file = insideWorkspace(workdir, step.path);
-        const before = await readFile(file, 'utf8').catch(() => {
-          throw ApplicationFailure.nonRetryable(`step ${index}: ${step.path} does not exist`, 'StepFailed');
-        });
-        const count = before.split(step.find).length - 1;
-        if (count === 1) {
-          await writeFile(
-            file,
-            before.replace(step.find, () => step.replace),
-          );
-          outcome = { index, kind: step.kind, ok: true, detail: `replaced text in ${step.path}`, skipped: false };
-        } else if (count === 0 && step.replace && before.includes(step.replace)) {
-          // An earlier attempt applied it and died before recording: applying again would change nothing.
-          outcome = { index, kind: step.kind, ok: true, detail: `already applied to ${step.path}`, skipped: true };
-        } else {
-          outcome = {
-            index,
-            kind: step.kind,
-            ok: false,
-            detail: `expected the text to replace exactly once in ${step.path}, found it ${count} times`,
-            skipped: false,
-          };
-        }
-      } else {
-        try {
-          const result = await runCommand(step.run, {
-            cwd: workdir,
-            timeoutMs: (step.timeout_seconds ?? config.EXECUTION_COMMAND_TIMEOUT / 1000) * 1000,
-            allowed: config.EXECUTION_ALLOWED_COMMANDS,
-            signal: Context.current().cancellationSignal,
-            onTick: () => Context.current().heartbeat(),
-            groupFile: path.join(workdir, '.git', `agency-step-${index}.pgid`),
-          });
-          const ok = result.exitCode === 0;
-          const what = result.timedOut ? 'timed out' : `exited with ${result.exitCode ?? result.signal}`;
-          outcome = { index, kind: step.kind, ok, detail: `${step.run.join(' ')} ${what}`, skipped: false };
-        } catch (err) {
-          if (err instanceof CommandRefused) throw ApplicationFailure.nonRetryable(err.message, 'CommandRefused');
-          throw err;
-        }
+      const request = toolRequestOf(step);
+      const bound = binding ?? (await tools.bind(task.tenantId, request, grant.allowedLevel));
+      if (bound.needsApproval && !grant.approvedCalls.includes(approvalKey(bound))) {
+        throw ApplicationFailure.nonRetryable(
+          `step ${index}: ${bound.serverId}/${bound.tool} is ${bound.level}, above what the task may use (${grant.allowedLevel}), and no person approved this call with these arguments`,
+          'ToolApprovalRequired',
+        );
       }
+      const { server, tool } = await tools.lookup(task.tenantId, bound.serverId, bound.tool);
+      const args = { ...request.arguments };
+      if (server.tenantId === null && EDIT_TOOLS.has(tool.name) && args.expected_sha256 === undefined) {
+        const intent = await appendAuditEvent(db, {
+          tenantId: task.tenantId,
+          actor,
+          action: 'step.intent',
+          subject: `step-${index}`,
+          workflowId: task.workflowId,
+          correlationId: task.correlationId,
+          idempotencyKey: `${key}/intent`,
+          payload: { tool: tool.name, expected_sha256: await fileHash(workdir, String(args.path)) },
+        });
+        args.expected_sha256 = intent.payload.expected_sha256;
+      }
+      const ctx = Context.current();
+      const call = (s: ToolServer, t: DiscoveredTool) =>
+        callTool({
+          db,
+          clients,
+          task,
+          workspace: workdir,
+          server: s,
+          tool: t,
+          args,
+          timeoutMs: request.timeoutSeconds ? request.timeoutSeconds * 1000 + 5_000 : undefined,
+          signal: ctx.cancellationSignal,
+          heartbeat: () => ctx.heartbeat(),
+          subject: `step-${index}`,
+        });
+      const result = await call(server, tool);
+      let conflictNote = '';
+      if (bound.level === 'read-only' && bound.alternates[0] && result.outcome === 'ok') {
+        conflictNote = await crossCheck(task, index, result, bound.alternates[0], call);
+      }
+      const outcome = stepOutcome(index, step, result, conflictNote);
       await appendAuditEvent(db, {
         tenantId: task.tenantId,
         actor,
@@ -190,39 +343,46 @@ export function createExecutionActivities({ db, config, log = SILENT }: Executio
         workflowId: task.workflowId,
         correlationId: task.correlationId,
         idempotencyKey: key,
-        payload: { ...outcome },
+        payload: { ...outcome, server: result.server, tool: result.tool, outcome: result.outcome },
       });
       activityLogger(log, task)[outcome.ok ? 'info' : 'warn'](
-        { step: index, kind: step.kind, ok: outcome.ok, detail: outcome.detail },
+        { step: index, kind: step.kind, tool: `${result.server}/${result.tool}`, ok: outcome.ok, detail: outcome.detail },
         'step applied',
       );
       return outcome;
     },
 
-    /** Runs one quality gate; its full output is kept as an artifact. */
+    /** Runs one quality gate through the sandboxed run_command tool; its full output is kept as an artifact. */
     async runGate(task: TaskRef, workdir: string, gate: Gate): Promise<GateOutcome> {
-      let result;
-      try {
-        result = await runCommand(gate.run, {
-          cwd: workdir,
-          timeoutMs: (gate.timeout_seconds ?? config.EXECUTION_COMMAND_TIMEOUT / 1000) * 1000,
-          allowed: config.EXECUTION_ALLOWED_COMMANDS,
-          signal: Context.current().cancellationSignal,
-          onTick: () => Context.current().heartbeat(),
-          groupFile: path.join(workdir, '.git', `agency-gate-${gate.name}.pgid`),
-        });
-      } catch (err) {
-        if (err instanceof CommandRefused) throw ApplicationFailure.nonRetryable(err.message, 'CommandRefused');
-        throw err;
-      }
-      const header = `$ ${gate.run.join(' ')}\nexit ${result.exitCode ?? result.signal}${result.timedOut ? ' (timed out)' : ''} in ${result.durationMs} ms${result.truncated ? ' (output truncated)' : ''}\n\n`;
-      const logRef = await putArtifact(db, task.tenantId, header + result.output, 'text/plain; charset=utf-8');
+      const request = toolRequestOf({ kind: 'command', run: gate.run, timeout_seconds: gate.timeout_seconds });
+      const bound = await tools.bind(task.tenantId, request, 'standard');
+      const { server, tool } = await tools.lookup(task.tenantId, bound.serverId, bound.tool);
+      const ctx = Context.current();
+      const result = await callTool({
+        db,
+        clients,
+        task,
+        workspace: workdir,
+        server,
+        tool,
+        args: {
+          argv: gate.run,
+          timeout_seconds: gate.timeout_seconds ?? Math.ceil(config.EXECUTION_COMMAND_TIMEOUT / 1000),
+        },
+        timeoutMs: (gate.timeout_seconds ?? config.EXECUTION_COMMAND_TIMEOUT / 1000) * 1000 + 5_000,
+        signal: ctx.cancellationSignal,
+        heartbeat: () => ctx.heartbeat(),
+        subject: `gate-${gate.name}`,
+      });
+      const run = commandResult(result);
+      const header = `$ ${gate.run.join(' ')}\nexit ${run.exitCode ?? run.signal ?? 'none'}${run.timedOut ? ' (timed out)' : ''} in ${result.durationMs} ms${result.truncated || run.truncated ? ' (output truncated)' : ''}\n\n`;
+      const logRef = await putArtifact(db, task.tenantId, header + run.output, 'text/plain; charset=utf-8');
       const measured = await measure(workdir, gate);
       const outcome: GateOutcome = {
         name: gate.name,
         kind: gateKind(gate),
-        passed: result.exitCode === 0 && !result.timedOut,
-        exitCode: result.exitCode,
+        passed: result.outcome === 'ok' && run.exitCode === 0 && !run.timedOut,
+        exitCode: run.exitCode,
         durationMs: result.durationMs,
         logRef,
         ...measured,
@@ -234,7 +394,7 @@ export function createExecutionActivities({ db, config, log = SILENT }: Executio
         subject: gate.name,
         workflowId: task.workflowId,
         correlationId: task.correlationId,
-        idempotencyKey: `${task.executionKey}/gate-${gate.name}/${Context.current().info.activityId}`,
+        idempotencyKey: `${task.executionKey}/gate-${gate.name}/${ctx.info.activityId}`,
         payload: { ...outcome },
       });
       activityLogger(log, task).info(
@@ -242,6 +402,26 @@ export function createExecutionActivities({ db, config, log = SILENT }: Executio
         'gate evaluated',
       );
       return outcome;
+    },
+
+    /** Binds a step to a tool (agent turns; plan steps are bound by resolveToolPlan). */
+    async bindTool(task: TaskRef, step: SpecStep, allowedLevel: SecurityLevel): Promise<ToolBinding> {
+      return tools.bind(task.tenantId, toolRequestOf(step), allowedLevel);
+    },
+
+    /** The coordinator at plan time: every step bound, edit conflicts resolved or escalated, privileged calls listed. */
+    async resolveToolPlan(
+      task: TaskRef,
+      input: { workspace: string; steps: SpecStep[]; allowedLevel: SecurityLevel; planHash: string },
+    ): Promise<ToolPlan> {
+      return tools.resolvePlan(task, input);
+    },
+
+    /** Discovers one registered server (POST /api/v1/tools/servers/:id/refresh, through toolDiscoveryWorkflow). */
+    async discoverToolServer(tenantId: string, serverId: string): Promise<DiscoveryResult> {
+      const server = await getServer(db, tenantId, serverId);
+      if (!server) throw ApplicationFailure.nonRetryable(`no tool server ${serverId}`, 'ToolUnavailable');
+      return tools.discover(server);
     },
 
     /** The unified diff of everything the task changed (tracked and new files), stored as an artifact. */
@@ -280,6 +460,7 @@ export function createExecutionActivities({ db, config, log = SILENT }: Executio
 
     /** Removes the task's workspace copy. Safe to call twice. */
     async cleanupWorkspace(task: TaskRef): Promise<void> {
+      await clients.closeWorkspace(workdirOf(task));
       await rm(workdirOf(task), { recursive: true, force: true });
     },
   };

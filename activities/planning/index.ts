@@ -71,7 +71,15 @@ export function describeIssues(issues: readonly { path: readonly PropertyKey[]; 
 }
 
 function plannedFilesOf(steps: readonly SpecStep[]): string[] {
-  return [...new Set(steps.flatMap((s) => (s.kind === 'command' ? [] : [s.path])))];
+  return [
+    ...new Set(
+      steps.flatMap((s) => {
+        if (s.kind === 'command') return [];
+        if (s.kind === 'tool') return typeof s.arguments.path === 'string' ? [s.arguments.path] : [];
+        return [s.path];
+      }),
+    ),
+  ];
 }
 
 function commandsOf(spec: WorkingSpec): string[][] {

@@ -13,6 +13,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { OrtThread } from '../../activities/inference/index.js';
+import { closeToolClients } from '../../activities/execution/index.js';
 import { createLazyTemporalClient, startServer, stopServer } from '../../api/server.js';
 import { ALL_POOLS, loadConfig, PROJECT_ROOT, type Config, type Pool } from '../../common/config.js';
 import { createDb, type Db } from '../../common/db.js';
@@ -77,6 +78,7 @@ export async function startWorkers(
     async stop() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await running;
+      await closeToolClients();
       await ort.close();
       await db.end();
       await connection.close();

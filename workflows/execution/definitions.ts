@@ -3,6 +3,7 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { Waiver, GateEvaluation } from '../task/policy.js';
 import type { WorkingSpec } from '../task/spec.js';
 import type { ArtifactRef, GateOutcome, StepOutcome, TaskRef, Usage } from '../task/definitions.js';
+import type { ToolBinding, ToolGrant } from './tools.js';
 
 export interface DiffSummary {
   diffRef: ArtifactRef;
@@ -53,6 +54,8 @@ export interface ExecutionInput {
   continueAsNewAfterSteps: number;
   /** First step index for idempotency keys (the parent's steps so far). */
   stepBase: number;
+  /** The spec steps' tool bindings (same order as spec.steps) and what the task may use; absent: bound per step. */
+  tools?: { bindings: ToolBinding[]; grant: ToolGrant };
   /** Remediation from a council `modify`, for the next iteration. */
   feedback?: string[];
   state?: ExecutionState;

@@ -7,8 +7,10 @@
  *             turns, gates again; roll back an iteration that lowers the score; stop after maxIterations, on
  *             improvement < 0.02, repeated actions or repeated patch failures → diff.
  *             Continues as new after `continueAsNewAfterSteps` tool calls or when Temporal suggests it.
- * Activities: prepareWorkspace, applyStep, runGate, checkpointWorkspace, restoreCheckpoint, collectDiff
- *             on agency-execution; nextAgentAction on agency-planning (model calls).
+ * Activities: prepareWorkspace, applyStep (one MCP tool call), bindTool, runGate, checkpointWorkspace,
+ *             restoreCheckpoint, collectDiff on agency-execution; nextAgentAction on agency-planning (model calls).
+ * Tools:      the spec's steps arrive bound to registered tools (the parent's resolveToolPlan); an agent turn is bound
+ *             when the model proposes it. A step's activity times out at its tool server's registry timeout.
  * Messages:   query `progress`; signals `pause`, `resume` (forwarded by the parent).
  * The workspace copy is left for the parent, which cleans it up once the result has been judged.
  */
@@ -26,6 +28,7 @@ import { prefixOfQueue, queueFor } from '../../temporal/task-queues.js';
 import { evaluateGates, gateKind, type GateMeasurement } from '../task/policy.js';
 import type { SpecStep } from '../task/spec.js';
 import type { GateOutcome } from '../task/definitions.js';
+import type { ToolBinding } from './tools.js';
 import {
   executionPauseSignal,
   executionProgressQuery,
@@ -40,6 +43,29 @@ const MIN_IMPROVEMENT = 0.02;
 const HISTORY_KEPT = 20;
 const DETAIL_KEPT = 2_000;
 
+const EXECUTION_RETRY = {
+  maximumInterval: '30 seconds',
+  nonRetryableErrorTypes: [
+    'CommandRefused',
+    'PathOutsideWorkspace',
+    'InvalidWorkspace',
+    'StepFailed',
+    'NoToolMatch',
+    'ToolUnavailable',
+    'ToolApprovalRequired',
+  ],
+};
+
+/** applyStep for one binding: the tool server's registry timeout (plus a margin for the record) is its timeout. */
+function stepActivity(binding: ToolBinding) {
+  return proxyActivities<ExecutionActivities>({
+    taskQueue: queueFor('execution', prefixOfQueue(workflowInfo().taskQueue)),
+    startToCloseTimeout: binding.timeoutMs + 30_000,
+    heartbeatTimeout: '10 seconds',
+    retry: EXECUTION_RETRY,
+  }).applyStep;
+}
+
 function activities() {
   const prefix = prefixOfQueue(workflowInfo().taskQueue);
   return {
@@ -50,10 +76,7 @@ function activities() {
       taskQueue: queueFor('execution', prefix),
       startToCloseTimeout: '1 hour',
       heartbeatTimeout: '10 seconds',
-      retry: {
-        maximumInterval: '30 seconds',
-        nonRetryableErrorTypes: ['CommandRefused', 'PathOutsideWorkspace', 'InvalidWorkspace', 'StepFailed'],
-      },
+      retry: EXECUTION_RETRY,
     }),
     // Model calls: the activity classifies provider errors (Retry-After honoured; 4xx other than 408/409/429 are
     // not retried) and the budget bounds how many there can be.
@@ -104,12 +127,14 @@ export async function executionWorkflow(input: ExecutionInput): Promise<Executio
     }
   };
 
-  const apply = async (step: SpecStep, label: string) => {
+  const grant = input.tools?.grant ?? { allowedLevel: 'standard' as const, approvedCalls: [] };
+  const apply = async (step: SpecStep, label: string, planned?: ToolBinding) => {
     await condition(() => !paused);
     currentStep = label;
+    const binding = planned ?? (await execution.bindTool(task, step, grant.allowedLevel));
     const index = state.stepCounter++;
     state.usage.steps++;
-    const outcome = await execution.applyStep(task, state.workdir!, index, step);
+    const outcome = await stepActivity(binding)(task, state.workdir!, index, step, binding, grant);
     state.outcomes.push(outcome);
     return outcome;
   };
@@ -216,7 +241,11 @@ export async function executionWorkflow(input: ExecutionInput): Promise<Executio
           return finish();
         }
         const index = state.nextStep;
-        const outcome = await apply(input.spec.steps[index]!, `step ${index + 1}/${input.spec.steps.length}`);
+        const outcome = await apply(
+          input.spec.steps[index]!,
+          `step ${index + 1}/${input.spec.steps.length}`,
+          input.tools?.bindings[index],
+        );
         state.nextStep++;
         if (!outcome.ok) {
           stopReason = 'step_failed';

@@ -263,13 +263,19 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
     return result;
   };
 
-  const awaitApproval = async (kind: 'plan' | 'result', hash: string, reasons: string[]) => {
+  const awaitApproval = async (
+    kind: 'plan' | 'result',
+    hash: string,
+    reasons: string[],
+    toolCalls?: PendingApproval['toolCalls'],
+  ) => {
     decision = undefined;
     pendingApproval = {
       kind,
       hash,
       reasons,
       deadline: new Date(Date.now() + settings.approvalTimeoutMs).toISOString(),
+      ...(toolCalls ? { toolCalls } : {}),
     };
     progress.pendingApproval = pendingApproval;
     setStatus('awaiting_approval', `waiting for a person to approve the ${kind}: ${reasons.join('; ')}`);
@@ -391,6 +397,17 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
         .filter((w) => w.gates.some((g) => isWaiverActive(w, g, now)))
         .map((w) => ({ id: w.id, gates: w.gates.filter((g) => isWaiverActive(w, g, now)) }));
 
+      // Tools: every step bound to a registered tool the task may use (no match is a planning error), edit
+      // conflicts resolved or escalated, privileged calls listed for a person's approval of their exact arguments.
+      setStatus('planning', 'matching tools to the plan', 12);
+      const allowedLevel = spec.tool_level ?? 'standard';
+      const toolPlan = await execution.resolveToolPlan(task, {
+        workspace: input.workspace,
+        steps: spec.steps,
+        allowedLevel,
+        planHash: plan.planHash,
+      });
+
       // 3. Council on the plan.
       await whenRunning();
       setStatus('council_review', 'the council reviews the plan', 15);
@@ -438,8 +455,21 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
       if (input.mode === 'strict') approvalReasons.push('strict mode: a person approves before execution');
       if (DEFAULT_TIER_POLICY[risk.tier].manualReviewRequired)
         approvalReasons.push(`tier ${risk.tier} requires manual review`);
+      for (const c of toolPlan.conflicts.filter((c) => c.resolution === 'escalated'))
+        approvalReasons.push(`edit conflict: ${c.evidence}; ${c.detail}`);
+      if (toolPlan.approval) {
+        approvalReasons.push(
+          `privileged tool calls: ${toolPlan.approval.calls.map((c) => `step ${c.step + 1} ${c.serverId}/${c.tool}`).join(', ')}`,
+        );
+      }
       if (approvalReasons.length) {
-        const d = await awaitApproval('plan', plan.planHash, approvalReasons);
+        // With privileged calls the approval is bound to the plan and to those calls' exact arguments.
+        const d = await awaitApproval(
+          'plan',
+          toolPlan.approval?.hash ?? plan.planHash,
+          approvalReasons,
+          toolPlan.approval?.calls,
+        );
         if (!d) return finish('failed', `rejected: no approval within ${settings.approvalTimeoutMs} ms`);
         if (d.decision === 'reject')
           return finish('failed', `rejected by ${d.approver}${d.reason ? `: ${d.reason}` : ''}`);
@@ -461,7 +491,12 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
                 workspace: input.workspace,
                 title: input.title,
                 description: input.description,
-                spec,
+                spec: { ...spec, steps: toolPlan.steps },
+                tools: {
+                  bindings: toolPlan.bindings,
+                  // Reaching here with privileged calls means a person approved them (the approval above).
+                  grant: { allowedLevel, approvedCalls: toolPlan.approval?.calls.map((c) => c.key) ?? [] },
+                },
                 tier: risk.tier,
                 waivers,
                 budgets: {

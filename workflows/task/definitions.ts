@@ -195,6 +195,8 @@ export interface PendingApproval {
   hash: string;
   reasons: string[];
   deadline: string;
+  /** Privileged tool calls the approval covers (`key` = server/tool/sha256 of the exact arguments). */
+  toolCalls?: { step: number; key: string; serverId: string; tool: string }[];
 }
 
 export interface Usage {

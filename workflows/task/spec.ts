@@ -48,6 +48,18 @@ export const SpecStepSchema = z.discriminatedUnion('kind', [
       timeout_seconds: z.number().int().min(1).max(3600).optional(),
     })
     .strict(),
+  // Any registered MCP tool, chosen by capability (and optionally by name or server); its arguments are checked
+  // against the tool's input schema before the call.
+  z
+    .object({
+      id: z.string().optional(),
+      kind: z.literal('tool'),
+      capabilities: z.array(z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/)).min(1).max(16),
+      tool: z.string().min(1).max(128).optional(),
+      server: z.string().min(1).max(64).optional(),
+      arguments: z.record(z.string(), z.unknown()).default({}),
+    })
+    .strict(),
 ]);
 export type SpecStep = z.infer<typeof SpecStepSchema>;
 
@@ -165,6 +177,8 @@ function buildWorkingSpecSchema(unknownKeys: 'strip' | 'strict') {
       uncertainty_areas: z.array(nonEmpty).default(() => []),
       recommended_pairing: z.boolean().default(false),
     }).optional(),
+    /** The highest tool security level the task may use without a person's approval (never above `standard`). */
+    tool_level: z.enum(['read-only', 'standard']).optional(),
     steps: z
       .array(SpecStepSchema)
       .max(500)

@@ -1,0 +1,174 @@
+/**
+ * The tool coordinator of the execution pool: discovery (tools/list into the registry; a server that fails is marked
+ * unhealthy with its error), capability matching under the task's allowed security level, conflict detection at plan
+ * time, and the approval binding of privileged calls. The calls themselves are in ./call.ts; applyStep and runGate
+ * (../index.ts) make them.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ApplicationFailure } from '@temporalio/activity';
+import { appendAuditEvent } from '../../../common/audit.js';
+import type { Db } from '../../../common/db.js';
+import { hashJson } from '../../../common/hash.js';
+import type { Logger } from '../../../common/logger.js';
+import {
+  approvalKey,
+  levelRank,
+  toolRequestOf,
+  type SecurityLevel,
+  type ToolBinding,
+  type ToolPlan,
+  type ToolRequest,
+} from '../../../workflows/execution/tools.js';
+import type { TaskRef } from '../../../workflows/task/definitions.js';
+import type { SpecStep } from '../../../workflows/task/spec.js';
+import { SILENT } from '../../logging.js';
+import { listAllTools, type ToolClients } from './clients.js';
+import { resolveEditConflicts } from './conflicts.js';
+import {
+  findCandidates,
+  getServer,
+  listServers,
+  listTools,
+  markUnhealthy,
+  storeDiscovery,
+  type DiscoveredTool,
+  type ToolServer,
+} from '../../../common/tool-registry.js';
+
+const git = promisify(execFile);
+
+export interface DiscoveryResult {
+  serverId: string;
+  health: 'healthy' | 'unhealthy';
+  error?: string;
+  tools: string[];
+}
+
+export interface ToolLayerDeps {
+  db: Db;
+  clients: ToolClients;
+  log?: Logger;
+}
+
+export function createToolLayer({ db, clients, log = SILENT }: ToolLayerDeps) {
+  /** Connects, lists the tools and stores them; a server that cannot start or answer is marked unhealthy. */
+  async function discover(server: ToolServer): Promise<DiscoveryResult> {
+    try {
+      await clients.closeServer(server.id);
+      const tools = await clients.use(server, undefined, (client) => listAllTools(client));
+      await storeDiscovery(db, server.id, tools);
+      log.info({ server: server.id, tools: tools.length }, 'tool server discovered');
+      return { serverId: server.id, health: 'healthy', tools: tools.map((t) => t.name) };
+    } catch (err) {
+      const error = (err as Error).message;
+      await markUnhealthy(db, server.id, error);
+      await clients.closeServer(server.id);
+      log.warn({ server: server.id, error }, 'tool server unhealthy');
+      return { serverId: server.id, health: 'unhealthy', error, tools: [] };
+    }
+  }
+
+  /** Discovers the enabled servers a tenant sees that were never discovered (a new registry, a new server). */
+  async function discoverPending(tenantId: string): Promise<void> {
+    for (const s of await listServers(db, tenantId)) if (s.enabled && s.health === 'unknown') await discover(s);
+  }
+
+  /** Picks the tool for a request, or fails with a planning error that says what was asked and what exists. */
+  async function bind(tenantId: string, request: ToolRequest, allowedLevel: SecurityLevel): Promise<ToolBinding> {
+    await discoverPending(tenantId);
+    const { candidates, considered } = await findCandidates(db, tenantId, request);
+    if (!candidates.length) {
+      const wanted = [
+        `capabilities [${request.capabilities.join(', ')}]`,
+        request.tool ? `tool ${request.tool}` : '',
+        request.server ? `server ${request.server}` : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
+      throw ApplicationFailure.nonRetryable(
+        `no enabled, healthy tool provides ${wanted}; servers considered: ${considered.map((s) => s.id).join(', ') || 'none'}`,
+        'NoToolMatch',
+      );
+    }
+    // Prefer a tool the task may use without approval; otherwise the best one, behind a person's approval.
+    const allowed = candidates.filter((c) => levelRank(c.level) <= levelRank(allowedLevel));
+    const best = allowed[0] ?? candidates[0]!;
+    const timeoutMs = Math.min(
+      best.server.timeoutMs,
+      request.timeoutSeconds ? request.timeoutSeconds * 1000 + 5_000 : Infinity,
+    );
+    return {
+      serverId: best.server.id,
+      tool: best.tool.name,
+      level: best.level,
+      timeoutMs,
+      maxOutputBytes: best.server.maxOutputBytes,
+      needsApproval: levelRank(best.level) > levelRank(allowedLevel),
+      argsSha256: hashJson(request.arguments),
+      alternates: candidates
+        .filter((c) => c !== best && c.server.id !== best.server.id)
+        .map((c) => ({ serverId: c.server.id, tool: c.tool.name })),
+    };
+  }
+
+  /** The server and tool a binding names, as the registry has them now (disabled or gone: not callable). */
+  async function lookup(
+    tenantId: string,
+    serverId: string,
+    toolName: string,
+  ): Promise<{ server: ToolServer; tool: DiscoveredTool }> {
+    const server = await getServer(db, tenantId, serverId);
+    if (!server || !server.enabled)
+      throw ApplicationFailure.nonRetryable(`tool server ${serverId} is not enabled`, 'ToolUnavailable');
+    const tool = (await listTools(db, [serverId])).get(serverId)?.find((t) => t.name === toolName);
+    if (!tool) throw ApplicationFailure.nonRetryable(`tool ${serverId}/${toolName} is not registered`, 'ToolUnavailable');
+    return { server, tool };
+  }
+
+  return {
+    discover,
+    bind,
+    lookup,
+
+    /** Binds every step of a plan, resolves edit conflicts, and lists the privileged calls a person must approve. */
+    async resolvePlan(
+      task: TaskRef,
+      input: { workspace: string; steps: SpecStep[]; allowedLevel: SecurityLevel; planHash: string },
+    ): Promise<ToolPlan> {
+      const { steps, conflicts } = await resolveEditConflicts(input.steps, (file) =>
+        git('git', ['show', `HEAD:${file}`], { cwd: input.workspace, maxBuffer: 64 * 1024 * 1024 }).then(
+          (r) => r.stdout,
+          () => undefined,
+        ),
+      );
+      const bindings: ToolBinding[] = [];
+      for (const step of steps) bindings.push(await bind(task.tenantId, toolRequestOf(step), input.allowedLevel));
+      for (const c of conflicts) {
+        await appendAuditEvent(db, {
+          tenantId: task.tenantId,
+          actor: 'worker:execution',
+          action: 'tool.conflict',
+          subject: c.path ?? c.kind,
+          workflowId: task.workflowId,
+          correlationId: task.correlationId,
+          idempotencyKey: `${task.executionKey}/plan-conflict/${input.planHash}/${c.steps.join('-')}`,
+          payload: { ...c },
+        });
+      }
+      const calls = bindings.flatMap((b, step) =>
+        b.needsApproval ? [{ step, key: approvalKey(b), serverId: b.serverId, tool: b.tool }] : [],
+      );
+      return {
+        steps,
+        bindings,
+        conflicts,
+        ...(calls.length
+          ? { approval: { hash: hashJson({ planHash: input.planHash, calls: calls.map((c) => c.key) }), calls } }
+          : {}),
+      };
+    },
+  };
+}
+
+export type ToolLayer = ReturnType<typeof createToolLayer>;

@@ -1,0 +1,29 @@
+/**
+ * toolDiscovery — connects to one registered MCP server, lists its tools (tools/list) and stores them in the
+ * registry, or marks the server unhealthy with the error. Started by the API (POST /api/v1/tools/servers and
+ * .../:id/refresh), which waits for its result: the API itself never starts or talks to a tool server.
+ *
+ * Activities: discoverToolServer on agency-execution (where the tool servers run).
+ */
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { ExecutionActivities } from '../../activities/execution/index.js';
+import { prefixOfQueue, queueFor } from '../../temporal/task-queues.js';
+
+export interface ToolDiscoveryInput {
+  tenantId: string;
+  serverId: string;
+}
+
+export async function toolDiscoveryWorkflow(input: ToolDiscoveryInput) {
+  const { discoverToolServer } = proxyActivities<ExecutionActivities>({
+    taskQueue: queueFor('execution', prefixOfQueue(workflowInfo().taskQueue)),
+    // Discovery records an unhealthy server instead of failing, so a retry only covers a lost worker.
+    startToCloseTimeout: '2 minutes',
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ToolUnavailable'] },
+  });
+  return discoverToolServer(input.tenantId, input.serverId);
+}
+
+export function toolDiscoveryWorkflowId(serverId: string, requestId: string): string {
+  return `tool-discovery-${serverId}-${requestId}`;
+}
