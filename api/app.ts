@@ -9,6 +9,7 @@ import type { Config } from '../common/config.js';
 import type { Db } from '../common/db.js';
 import type { Logger } from '../common/logger.js';
 import { temporalRoutes } from './dependencies.js';
+import { mcpRoutes } from './mcp.js';
 import { errorHandler, notFoundRoute } from './errors.js';
 import { requestLog } from './request-log.js';
 import { rateLimit } from 'express-rate-limit';
@@ -22,6 +23,7 @@ import { metricsRoutes, requestMetrics } from './routes/metrics.js';
 import { openApiRoutes } from './routes/openapi.js';
 import { councilRoutes } from './routes/council.js';
 import { taskRoutes } from './routes/tasks.js';
+import { toolRoutes } from './routes/tools.js';
 import { waiverRoutes } from './routes/waivers.js';
 
 export interface AppDeps {
@@ -84,10 +86,12 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(keyRoutes(deps));
   // Routes that need Temporal answer 503 + Retry-After while it is unreachable (api/dependencies.ts).
-  app.use(temporalRoutes(deps, taskRoutes(deps), councilRoutes(deps)));
+  app.use(temporalRoutes(deps, taskRoutes(deps), councilRoutes(deps), toolRoutes(deps)));
   app.use(waiverRoutes(deps));
   app.use(auditRoutes(deps));
   app.use(codecRoutes(deps));
+  // MCP (Streamable HTTP, stateless) over the same task service as the REST routes; each tool checks its role.
+  app.use(mcpRoutes(deps));
   app.use(notFoundRoute);
   app.use(errorHandler(deps.log));
   return app;

@@ -228,6 +228,8 @@ export async function storeDiscovery(db: Db, serverId: string, tools: Discovered
   const client = await db.connect();
   try {
     await client.query('BEGIN');
+    // One discovery at a time per server: concurrent ones (two workers, a list_changed) would collide on the rows.
+    await client.query('SELECT 1 FROM tool_servers WHERE id = $1 FOR UPDATE', [serverId]);
     await client.query('DELETE FROM tool_server_tools WHERE server_id = $1', [serverId]);
     for (const t of tools) {
       await client.query(
@@ -283,7 +285,9 @@ export async function findCandidates(
   tenantId: string,
   want: { capabilities: string[]; tool?: string; server?: string },
 ): Promise<{ candidates: Candidate[]; considered: ToolServer[] }> {
-  const servers = (await listServers(db, tenantId)).filter((s) => s.enabled && s.health !== 'unhealthy');
+  // considered: every server the tenant sees, for the error that explains a missing match.
+  const all = await listServers(db, tenantId);
+  const servers = all.filter((s) => s.enabled && s.health !== 'unhealthy');
   const tools = await listTools(
     db,
     servers.map((s) => s.id),
@@ -305,5 +309,5 @@ export async function findCandidates(
       a.server.id.localeCompare(b.server.id) ||
       a.tool.name.localeCompare(b.tool.name),
   );
-  return { candidates, considered: servers };
+  return { candidates, considered: all };
 }

@@ -15,6 +15,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { PROJECT_ROOT } from '../../common/config.js';
 import { TaskIdSchema, TaskRequestSchema } from '../../workflows/task/definitions.js';
+import { MCP_PATH, McpMessageSchema } from '../mcp.js';
 import type { Role } from '../principal.js';
 import * as audit from './audit.js';
 import * as codec from './codec.js';
@@ -22,6 +23,8 @@ import * as council from './council.js';
 import * as keys from './keys.js';
 import * as tasks from './tasks.js';
 import * as waivers from './waivers.js';
+import * as tools from '../../common/tool-registry.js';
+import * as toolRoutesModule from './tools.js';
 
 export const OPENAPI_PATH = '/api/v1/openapi.json';
 
@@ -33,8 +36,8 @@ export interface Operation {
   path: string;
   summary: string;
   tag: string;
-  /** The role the route requires, or `public` (no authentication). */
-  access: Role | 'public';
+  /** The role the route requires, `public` (no authentication), or `authenticated` (any role; checked per call). */
+  access: Role | 'public' | 'authenticated';
   params?: Record<string, z.ZodType>;
   query?: z.ZodObject;
   body?: z.ZodType;
@@ -322,6 +325,61 @@ export const OPERATIONS: readonly Operation[] = [
     ok: { status: 200, description: 'the waiver' },
     errors: [404, 409],
   })),
+  // ---- tools (the MCP tool registry)
+  {
+    method: 'get',
+    path: '/api/v1/tools/servers',
+    summary: 'List the MCP tool servers the tenant sees (its own and the platform’s), with health',
+    tag: 'tools',
+    access: 'viewer',
+    ok: { status: 200, description: 'the servers' },
+    temporal: true,
+  },
+  {
+    method: 'post',
+    path: '/api/v1/tools/servers',
+    summary: 'Register an MCP server (stdio or Streamable HTTP) and discover its tools',
+    tag: 'tools',
+    access: 'admin',
+    body: tools.ToolServerInputSchema,
+    ok: { status: 201, description: 'registered; the answer carries the discovered tools and the health' },
+    errors: [409],
+    temporal: true,
+  },
+  {
+    method: 'get',
+    path: '/api/v1/tools/servers/:id',
+    summary: 'One MCP server, with its discovered tools (input schemas, capabilities, levels) and health',
+    tag: 'tools',
+    access: 'viewer',
+    params: { id: tools.ServerIdSchema },
+    ok: { status: 200, description: 'the server' },
+    errors: [404],
+    temporal: true,
+  },
+  {
+    method: 'post',
+    path: '/api/v1/tools/servers/:id/refresh',
+    summary: 'Discover the server’s tools again (tools/list); an unreachable server is marked unhealthy',
+    tag: 'tools',
+    access: 'admin',
+    params: { id: tools.ServerIdSchema },
+    ok: { status: 200, description: 'the server as discovered now' },
+    errors: [404],
+    temporal: true,
+  },
+  {
+    method: 'patch',
+    path: '/api/v1/tools/servers/:id',
+    summary: 'Enable or disable one of the tenant’s servers',
+    tag: 'tools',
+    access: 'admin',
+    params: { id: tools.ServerIdSchema },
+    body: toolRoutesModule.PatchServerSchema,
+    ok: { status: 200, description: 'the changed server' },
+    errors: [404, 409],
+    temporal: true,
+  },
   // ---- keys and tenants
   {
     method: 'get',
@@ -420,6 +478,25 @@ export const OPERATIONS: readonly Operation[] = [
       errors: [404],
     },
   ]),
+  // ---- MCP (api/mcp.ts): any authenticated caller; each tool needs the role of its REST route
+  {
+    method: 'post',
+    path: MCP_PATH,
+    summary: 'Model Context Protocol over Streamable HTTP (stateless): task tools and agency://tasks/{id} resources',
+    tag: 'mcp',
+    access: 'authenticated',
+    body: McpMessageSchema,
+    ok: { status: 200, description: 'the JSON-RPC response (202 for a notification); a refused tool call is isError' },
+    errors: [406, 413],
+  },
+  ...(['get', 'delete'] as const).map((method): Operation => ({
+    method,
+    path: MCP_PATH,
+    summary: `Always 405: the MCP endpoint is stateless (no ${method === 'get' ? 'server-sent stream' : 'session'})`,
+    tag: 'mcp',
+    access: 'authenticated',
+    ok: { status: 405, description: 'method not allowed', type: 'application/problem+json', schema: ProblemSchema },
+  })),
 ];
 
 const ERROR_TITLES: Record<number, string> = {
@@ -427,6 +504,7 @@ const ERROR_TITLES: Record<number, string> = {
   401: 'authentication required or invalid',
   403: 'the caller lacks the role',
   404: 'not found (or another tenant’s)',
+  406: 'the Accept header lacks application/json and text/event-stream',
   409: 'conflict: already exists, already ended, or a refused decision',
   413: 'the request body is too large',
   429: 'rate limited (Retry-After)',
@@ -442,6 +520,7 @@ export function openApiPath(expressPath: string): string {
 function routeConfig(op: Operation): RouteConfig {
   const statuses = new Set(op.errors ?? []);
   if (op.access !== 'public') for (const s of [400, 401, 403, 429, 500]) statuses.add(s);
+  if (op.access === 'authenticated') statuses.delete(403);
   if (op.temporal) statuses.add(503);
   if (op.body || op.query || op.params) statuses.add(400);
   const responses: RouteConfig['responses'] = {
@@ -466,7 +545,9 @@ function routeConfig(op: Operation): RouteConfig {
     tags: [op.tag],
     ...(op.access === 'public'
       ? { security: [] }
-      : { description: `Requires the ${op.access} role (admin implies every role).` }),
+      : op.access === 'authenticated'
+        ? { description: 'Any authenticated caller; each call needs its own role (admin implies every role).' }
+        : { description: `Requires the ${op.access} role (admin implies every role).` }),
     request: {
       ...(op.params ? { params: z.object(op.params) } : {}),
       ...(op.query ? { query: op.query } : {}),

@@ -25,7 +25,8 @@ import {
 } from '../helpers/stack.js';
 import { calculatorSpec, taskClient } from '../helpers/tasks.js';
 
-type Access = Role | 'public';
+/** `authenticated`: any role gets in; what it may do is checked per call (the MCP endpoint, per tool). */
+type Access = Role | 'public' | 'authenticated';
 
 /** Every route the API registers and the role it needs. A route missing here fails the first test. */
 const ROUTE_ROLES: Record<string, Access> = {
@@ -57,6 +58,11 @@ const ROUTE_ROLES: Record<string, Access> = {
   'PATCH /api/v1/waivers/:id': 'operator',
   'POST /api/v1/waivers/:id/approve': 'approver',
   'POST /api/v1/waivers/:id/revoke': 'approver',
+  'GET /api/v1/tools/servers': 'viewer',
+  'POST /api/v1/tools/servers': 'admin',
+  'GET /api/v1/tools/servers/:id': 'viewer',
+  'POST /api/v1/tools/servers/:id/refresh': 'admin',
+  'PATCH /api/v1/tools/servers/:id': 'admin',
   'GET /api/v1/keys': 'admin',
   'POST /api/v1/keys': 'admin',
   'POST /api/v1/keys/:id/revoke': 'admin',
@@ -72,6 +78,10 @@ const ROUTE_ROLES: Record<string, Access> = {
   'OPTIONS /api/v1/codec/decode': 'public',
   'GET /metrics': 'public',
   'GET /api/v1/openapi.json': 'public',
+  // MCP (Streamable HTTP, stateless): every role is let in; each tool checks its REST route's role (mcp.test.ts).
+  'POST /mcp': 'authenticated',
+  'GET /mcp': 'authenticated',
+  'DELETE /mcp': 'authenticated',
 };
 
 interface Layer {
@@ -143,7 +153,7 @@ describe('authentication, roles and tenants', () => {
         });
         if (path.endsWith('/events') && res.status === 200) await res.body?.cancel();
         else await res.arrayBuffer();
-        const allowed = role === needed || role === 'admin';
+        const allowed = needed === 'authenticated' || role === needed || role === 'admin';
         if (res.status === 401) failures.push(`${route} as ${role}: 401`);
         if (allowed && res.status === 403) failures.push(`${route} as ${role}: 403 but should pass`);
         if (!allowed && res.status !== 403) failures.push(`${route} as ${role}: ${res.status} but should be 403`);

@@ -11,13 +11,17 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutionActivities } from '../../activities/execution/index.js';
 import type { Config } from '../../common/config.js';
-import type { Db } from '../../common/db.js';
+import { createDb, type Db } from '../../common/db.js';
 import type { StepOutcome } from '../../workflows/task/definitions.js';
 import { PROJECT_ROOT } from '../../common/config.js';
 import { json, sampleRepo, startApi, startWorkers, testConfig, type RunningApi, type RunningWorkers } from '../helpers/stack.js';
 import { calculatorSpec, taskClient } from '../helpers/tasks.js';
 
 const FIXTURE = path.join(PROJECT_ROOT, 'test', 'fixtures', 'third-party-mcp-server.ts');
+/** tsx by absolute URL: a tenant's stdio server runs in the task's workspace, where `--import tsx` would not resolve. */
+const TSX = import.meta.resolve('tsx');
+/** A gate that passes: these tests are about the tool calls, not the sample's tests. */
+const PASSING_GATE = { name: 'tests', run: ['node', '-e', '0'], covers: ['A1'] };
 
 interface ServerView {
   id: string;
@@ -39,7 +43,7 @@ describe('tools', () => {
       name: `fixture ${randomUUID()}`,
       transport: 'stdio',
       command: 'node',
-      args: ['--import', 'tsx', FIXTURE],
+      args: ['--import', TSX, FIXTURE],
       capabilities: ['fixture'],
       security_level: 'standard',
       priority: 200,
@@ -50,12 +54,12 @@ describe('tools', () => {
     return body;
   };
 
-  /** Runs a task (auto mode) with the given steps and no gates, and returns its final view. */
+  /** Runs a task (auto mode) with the given steps and the sample's test gate, and returns its final view. */
   const runSteps = async (steps: unknown[], extra: Record<string, unknown> = {}) => {
     const id = await client.submit({
       title: 'Tool steps',
       workspace: await sampleRepo(),
-      spec: calculatorSpec({ steps, gates: [], ...extra }),
+      spec: calculatorSpec({ steps, gates: [PASSING_GATE], ...extra }),
     });
     return { id, done: await client.finished(id, 120_000) };
   };
@@ -100,7 +104,7 @@ describe('tools', () => {
     const dies = await register({ env_allow: ['FIXTURE_EXIT_AT_START'] });
     expect(dies.health).toBe('unhealthy');
     expect(dies.health_error).toMatch(/refusing to start/);
-    const dead = await register({ args: ['--import', 'tsx', path.join(PROJECT_ROOT, 'test', 'fixtures', 'missing.ts')] });
+    const dead = await register({ args: ['--import', TSX, path.join(PROJECT_ROOT, 'test', 'fixtures', 'missing.ts')] });
     expect(dead.health).toBe('unhealthy');
     expect(dead.health_error).toMatch(/could not connect to tool server/);
     expect(dead.tools).toEqual([]);
@@ -138,19 +142,20 @@ describe('tools', () => {
 
   it('when a step asks for a capability, then the matching tool is called; a tool error, bad arguments and a timeout are results the task reports, not crashes', async () => {
     const server = await register({ timeout_ms: 1500 });
-    const ok = await runSteps([{ kind: 'tool', capabilities: ['text.echo'], arguments: { text: 'hello' } }]);
+    const on = { server: server.id };
+    const ok = await runSteps([{ kind: 'tool', capabilities: ['text.echo'], ...on, arguments: { text: 'hello' } }]);
     expect(ok.done.status, ok.done.failure ?? ok.done.result?.reason).toBe('completed');
     expect(ok.done.result!.steps[0]!.detail).toContain(`${server.id}/echo: echo: hello`);
 
-    const invalid = await runSteps([{ kind: 'tool', capabilities: ['text.echo'], arguments: { text: 42 } }]);
+    const invalid = await runSteps([{ kind: 'tool', capabilities: ['text.echo'], ...on, arguments: { text: 42 } }]);
     expect(invalid.done.status).toBe('failed');
     expect(invalid.done.result!.steps[0]!.detail).toMatch(/invalid_arguments: arguments do not match the input schema/);
     expect(invalid.done.result!.steps[0]!.detail).toMatch(/\/text must be string/);
 
-    const failing = await runSteps([{ kind: 'tool', capabilities: ['test.fail'], arguments: {} }]);
+    const failing = await runSteps([{ kind: 'tool', capabilities: ['test.fail'], ...on, arguments: {} }]);
     expect(failing.done.result!.steps[0]!.detail).toContain('tool_error: fixture failure: the thing is broken');
 
-    const slow = await runSteps([{ kind: 'tool', capabilities: ['test.slow'], arguments: { ms: 10_000 } }]);
+    const slow = await runSteps([{ kind: 'tool', capabilities: ['test.slow'], ...on, arguments: { ms: 10_000 } }]);
     expect(slow.done.status).toBe('failed');
     expect(slow.done.result!.steps[0]!.detail).toMatch(/timeout: .*did not answer within 1500 ms/);
 
@@ -216,7 +221,7 @@ describe('tools', () => {
       workspace: await sampleRepo(),
       spec: calculatorSpec({
         steps: [{ kind: 'tool', capabilities: ['ops.deploy'], server: server.id, arguments: { target: 'prod' } }],
-        gates: [],
+        gates: [PASSING_GATE],
       }),
     });
     const waiting = await client.waitFor(id, 'awaiting_approval', 90_000);
@@ -264,7 +269,7 @@ describe('tools', () => {
           { kind: 'replace', path: file, find: lines[at]!, replace: `${lines[at]!} // one` },
           { kind: 'replace', path: file, find: lines[at]!, replace: `${lines[at]!} // two` },
         ],
-        gates: [],
+        gates: [PASSING_GATE],
       }),
     });
     const waiting = await client.waitFor(id, 'awaiting_approval', 90_000);
@@ -274,18 +279,21 @@ describe('tools', () => {
   });
 
   it('when two tools claim the same capability and answer differently, then the conflict is recorded with both digests and the registry order decides', async () => {
-    const server = await register({ priority: 500 });
-    const run = await runSteps([{ kind: 'tool', capabilities: ['fs.read'], arguments: { path: 'README.md' } }]);
+    await register({ priority: 500 });
+    const run = await runSteps([{ kind: 'tool', capabilities: ['fs.read'], arguments: { path: 'src/calculator.js' } }]);
     expect(run.done.status, run.done.result?.reason).toBe('completed');
     expect(run.done.result!.steps[0]!.detail).toMatch(/^workspace\/read_file: /);
-    expect(run.done.result!.steps[0]!.detail).toContain(`conflict: ${server.id}/read_file answered differently`);
+    expect(run.done.result!.steps[0]!.detail).toMatch(/conflict: (fixture-[0-9a-f]+)\/read_file answered differently/);
     const rows = await api.db.query<{ payload: { resolution: string; evidence: Record<string, { sha256: string }> } }>(
       `SELECT payload FROM audit_events WHERE action = 'tool.conflict' AND workflow_id = $1`,
       [`task-${run.id}`],
     );
     expect(rows.rows).toHaveLength(1);
     expect(rows.rows[0]!.payload.resolution).toBe('priority');
-    expect(Object.keys(rows.rows[0]!.payload.evidence).sort()).toEqual([`${server.id}/read_file`, 'workspace/read_file']);
+    const sides = Object.keys(rows.rows[0]!.payload.evidence).sort();
+    expect(sides).toHaveLength(2);
+    expect(sides[0]).toMatch(/^fixture-[0-9a-f]+\/read_file$/);
+    expect(sides[1]).toBe('workspace/read_file');
   });
 
   it('when an edit is retried after its effect landed but before its record did, then it is applied once', async () => {
@@ -293,11 +301,15 @@ describe('tools', () => {
     const file = path.join(workspace, 'src', 'calculator.js');
     const before = await readFile(file, 'utf8');
     const db = api.db;
+    // Its own pool: pg reuses client objects, and the patched ones must not reach the retry.
+    const doomed = createDb(config.DATABASE_URL);
     // The first attempt "crashes" exactly between the tool call and the step's record: the record's INSERT fails.
-    const crashing = new Proxy(db, {
+    const crashing = new Proxy(doomed, {
       get(target, prop, receiver) {
         if (prop !== 'connect') return Reflect.get(target, prop, receiver) as unknown;
-        return async () => {
+        // pool.query() calls connect(callback): that path is left alone; appendAuditEvent awaits connect().
+        return async (...cb: unknown[]) => {
+          if (cb.length) return (target.connect as (...a: unknown[]) => unknown)(...cb);
           const conn = await target.connect();
           const query = conn.query.bind(conn) as (...a: unknown[]) => Promise<unknown>;
           (conn as unknown as { query: unknown }).query = (...a: unknown[]) =>
@@ -315,11 +327,18 @@ describe('tools', () => {
       executionKey: `retry-${randomUUID()}`,
       correlationId: 'retry',
     };
-    const step = { kind: 'replace' as const, path: 'src/calculator.js', find: 'sum(values)', replace: 'sum(values) + 0' };
+    // Applied twice, this edit would add a second ` + 0`: its new text contains its old one.
+    const step = {
+      kind: 'replace' as const,
+      path: 'src/calculator.js',
+      find: 'values.length - 1',
+      replace: 'values.length - 1 + 0',
+    };
     const first = createExecutionActivities({ db: crashing, config });
     await expect(new MockActivityEnvironment().run(first.applyStep, task, workspace, 0, step)).rejects.toThrow(
       'worker died here',
     );
+    await doomed.end();
     const afterFirst = await readFile(file, 'utf8');
     expect(afterFirst).not.toBe(before);
     const second = createExecutionActivities({ db, config });
@@ -328,6 +347,7 @@ describe('tools', () => {
     expect(outcome.skipped).toBe(true); // the tool found its edit already applied (expected hash from the intent)
     const after = await readFile(file, 'utf8');
     expect(after).toBe(afterFirst);
-    expect(after.split('sum(values) + 0').length - 1).toBe(1);
+    expect(after.split('values.length - 1 + 0').length - 1).toBe(1);
+    expect(after).not.toContain('+ 0 + 0');
   });
 });

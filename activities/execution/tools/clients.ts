@@ -133,8 +133,12 @@ export class ToolClients {
         this.opts.log?.warn({ server: server.id, err }, 'tool list changed, but listing failed');
       }
     });
+    // A server that exits (or a dropped connection) is forgotten, so the next call connects afresh.
     client.onclose = () => {
-      this.connections.delete(key);
+      void this.connections.get(key)?.then(
+        (c) => c.client === client && this.connections.delete(key),
+        () => undefined,
+      );
     };
     const transport = this.transport(server, workspace ?? (await this.scratchWorkspace()), stderr);
     let timer: NodeJS.Timeout | undefined;
@@ -158,6 +162,16 @@ export class ToolClients {
       clearTimeout(timer);
     }
     return { client, limit: pLimit(server.maxConcurrency), stderr };
+  }
+
+  /** A one-off connection for discovery: connects, runs `fn`, closes; the pooled connections are left alone. */
+  async probe<T>(server: ToolServer, fn: (client: Client) => Promise<T>): Promise<T> {
+    const conn = await this.connect(server, undefined, `probe:${server.id}`);
+    try {
+      return await fn(conn.client);
+    } finally {
+      await conn.client.close().catch(() => undefined);
+    }
   }
 
   /** Runs `fn` with a connected client, at most max_concurrency at a time per connection. */

@@ -37,6 +37,8 @@ import {
 } from '../../../common/tool-registry.js';
 
 const git = promisify(execFile);
+/** An unhealthy server is tried again, when a step needs what nothing healthy offers, after this long. */
+const RECHECK_MS = 10_000;
 
 export interface DiscoveryResult {
   serverId: string;
@@ -55,29 +57,52 @@ export function createToolLayer({ db, clients, log = SILENT }: ToolLayerDeps) {
   /** Connects, lists the tools and stores them; a server that cannot start or answer is marked unhealthy. */
   async function discover(server: ToolServer): Promise<DiscoveryResult> {
     try {
-      await clients.closeServer(server.id);
-      const tools = await clients.use(server, undefined, (client) => listAllTools(client));
+      const tools = await clients.probe(server, (client) => listAllTools(client));
       await storeDiscovery(db, server.id, tools);
       log.info({ server: server.id, tools: tools.length }, 'tool server discovered');
       return { serverId: server.id, health: 'healthy', tools: tools.map((t) => t.name) };
     } catch (err) {
       const error = (err as Error).message;
       await markUnhealthy(db, server.id, error);
-      await clients.closeServer(server.id);
       log.warn({ server: server.id, error }, 'tool server unhealthy');
       return { serverId: server.id, health: 'unhealthy', error, tools: [] };
     }
   }
 
-  /** Discovers the enabled servers a tenant sees that were never discovered (a new registry, a new server). */
-  async function discoverPending(tenantId: string): Promise<void> {
-    for (const s of await listServers(db, tenantId)) if (s.enabled && s.health === 'unknown') await discover(s);
+  /** One discovery at a time per server in this process; concurrent callers share it. */
+  const inFlight = new Map<string, Promise<DiscoveryResult>>();
+  const discoverOnce = (server: ToolServer): Promise<DiscoveryResult> => {
+    let running = inFlight.get(server.id);
+    if (!running) {
+      running = discover(server).finally(() => inFlight.delete(server.id));
+      inFlight.set(server.id, running);
+    }
+    return running;
+  };
+
+  /**
+   * Discovers the enabled servers a tenant sees that were never discovered (a new registry, a new server), and, when
+   * `retryUnhealthy`, those marked unhealthy more than RECHECK_MS ago: a server that was down may be back.
+   */
+  async function discoverPending(tenantId: string, retryUnhealthy: boolean): Promise<boolean> {
+    const due = (await listServers(db, tenantId)).filter(
+      (s) =>
+        s.enabled &&
+        (s.health === 'unknown' ||
+          (retryUnhealthy &&
+            s.health === 'unhealthy' &&
+            Date.now() - Date.parse(s.checkedAt ?? '1970-01-01') > RECHECK_MS)),
+    );
+    await Promise.all(due.map(discoverOnce));
+    return due.length > 0;
   }
 
   /** Picks the tool for a request, or fails with a planning error that says what was asked and what exists. */
   async function bind(tenantId: string, request: ToolRequest, allowedLevel: SecurityLevel): Promise<ToolBinding> {
-    await discoverPending(tenantId);
-    const { candidates, considered } = await findCandidates(db, tenantId, request);
+    await discoverPending(tenantId, false);
+    let { candidates, considered } = await findCandidates(db, tenantId, request);
+    if (!candidates.length && (await discoverPending(tenantId, true)))
+      ({ candidates, considered } = await findCandidates(db, tenantId, request));
     if (!candidates.length) {
       const wanted = [
         `capabilities [${request.capabilities.join(', ')}]`,
@@ -87,7 +112,7 @@ export function createToolLayer({ db, clients, log = SILENT }: ToolLayerDeps) {
         .filter(Boolean)
         .join(', ');
       throw ApplicationFailure.nonRetryable(
-        `no enabled, healthy tool provides ${wanted}; servers considered: ${considered.map((s) => s.id).join(', ') || 'none'}`,
+        `no enabled, healthy tool provides ${wanted}; servers: ${considered.map((s) => `${s.id} (${s.enabled ? s.health : 'disabled'})`).join(', ') || 'none'}`,
         'NoToolMatch',
       );
     }
@@ -127,7 +152,7 @@ export function createToolLayer({ db, clients, log = SILENT }: ToolLayerDeps) {
   }
 
   return {
-    discover,
+    discover: discoverOnce,
     bind,
     lookup,
 

@@ -1,0 +1,566 @@
+/**
+ * What the API does with tasks, once: start / list / describe / query / signal / update the agentTask workflow, or
+ * read its records from PostgreSQL. Both front doors call these functions — the REST routes (api/routes/tasks.ts)
+ * and the MCP server (api/mcp.ts) — so they validate, authorise, isolate tenants and fail the same way.
+ *
+ * Every function takes the dependencies and the authenticated principal, checks the role the operation needs
+ * (TASK_ROLES; admin implies every role), validates its input with the schemas below or the workflow's contracts, and
+ * throws the API's problems (api/errors.ts): 400 invalid input, 403 missing role, 404 unknown or another tenant's
+ * task, 409 conflict. Still no business logic: what a task does lives in workflows/task.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type WorkflowExecutionDescription,
+} from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { z } from 'zod';
+import type { Role } from '../common/api-keys.js';
+import { listAuditEvents } from '../common/audit.js';
+import { getArtifact } from '../common/artifacts.js';
+import { agentTaskWorkflow } from '../workflows/index.js';
+import {
+  clarifySignal,
+  decideUpdate,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  TaskIdSchema,
+  TaskRequestSchema,
+  TaskStatusSchema,
+  taskWorkflowId,
+  type AgentTaskInput,
+  type PendingApproval,
+  type TaskProgress,
+  type TaskResult,
+} from '../workflows/task/definitions.js';
+import { TaskStatusKey, TenantKey } from '../temporal/search-attributes.js';
+import { queueFor } from '../temporal/task-queues.js';
+import type { AppDeps } from './app.js';
+import { conflict, HttpProblem, notFound, validationProblem } from './errors.js';
+import type { Principal } from './principal.js';
+import { checkSpec } from './spec-input.js';
+
+export type TaskServiceDeps = Pick<AppDeps, 'temporal' | 'db' | 'config'>;
+
+// ---- input schemas (the REST routes, the MCP tools and the OpenAPI document all use these) -------------------------
+
+export const ListQuerySchema = z
+  .object({
+    status: TaskStatusSchema.optional(),
+    risk_tier: z.coerce.number().int().min(1).max(3).optional(),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+    cursor: z.string().max(4096).optional(),
+  })
+  .strict();
+export const PendingQuerySchema = ListQuerySchema.pick({ limit: true, cursor: true }).strict();
+export const SHA256 = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 hex digest');
+export const DecisionBodySchema = z.object({ hash: SHA256, reason: z.string().max(2000).optional() }).strict();
+export const ClarifyBodySchema = z
+  .object({
+    spec: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
+    strict_spec: z.boolean().default(false),
+  })
+  .strict();
+export const EmptyBodySchema = z.object({}).strict();
+
+// ---- authorisation -----------------------------------------------------------------------------------------------
+
+/** The role each task operation needs (admin implies every role). The REST routes guard with the same roles. */
+export const TASK_ROLES = {
+  start: 'operator',
+  list: 'viewer',
+  get: 'viewer',
+  result: 'viewer',
+  artifacts: 'viewer',
+  artifact: 'viewer',
+  audit: 'viewer',
+  events: 'viewer',
+  pendingApprovals: 'viewer',
+  pause: 'operator',
+  resume: 'operator',
+  cancel: 'operator',
+  clarify: 'operator',
+  decide: 'approver',
+} as const satisfies Record<string, Role>;
+export type TaskOperation = keyof typeof TASK_ROLES;
+
+export function hasRole(principal: Pick<Principal, 'roles'>, role: Role): boolean {
+  return principal.roles.includes(role) || principal.roles.includes('admin');
+}
+
+/** 403 problem (extra.role names the role) unless the principal may perform the operation. */
+export function authorize(principal: Pick<Principal, 'roles'>, operation: TaskOperation): void {
+  const role = TASK_ROLES[operation];
+  if (!hasRole(principal, role))
+    throw new HttpProblem(403, 'Forbidden', `this operation needs the ${role} role`, { role });
+}
+
+// ---- helpers -----------------------------------------------------------------------------------------------------
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, where: 'body' | 'query' | 'params' = 'body'): T {
+  const parsed = schema.safeParse(value ?? {});
+  if (!parsed.success) throw validationProblem(parsed.error, where);
+  return parsed.data;
+}
+
+export function webUiLink({ config }: Pick<TaskServiceDeps, 'config'>, workflowId: string): string {
+  return `${config.TEMPORAL_UI_URL}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+export const artifactHref = (taskId: string, sha256: string): string =>
+  `/api/v1/tasks/${encodeURIComponent(taskId)}/artifacts/${sha256}`;
+
+/** The task's workflow, if it exists and belongs to the caller's tenant (another tenant's task is a 404). */
+export async function ownedTask(
+  { temporal }: Pick<TaskServiceDeps, 'temporal'>,
+  principal: Pick<Principal, 'tenantId'>,
+  rawId: unknown,
+): Promise<{ id: string; description: WorkflowExecutionDescription }> {
+  const parsed = TaskIdSchema.safeParse(rawId);
+  if (!parsed.success) throw validationProblem(parsed.error, 'params');
+  const id = parsed.data;
+  try {
+    const description = await temporal.workflow.getHandle(taskWorkflowId(id)).describe();
+    if (description.type !== agentTaskWorkflow.name || description.memo?.tenantId !== principal.tenantId) {
+      throw notFound(`no task ${id}`);
+    }
+    return { id, description };
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw notFound(`no task ${id}`);
+    throw err;
+  }
+}
+
+/** An owned task whose workflow is still running (409 if it has ended), with a typed handle. */
+async function runningTask(deps: TaskServiceDeps, principal: Principal, rawId: unknown) {
+  const owned = await ownedTask(deps, principal, rawId);
+  if (owned.description.status.name !== 'RUNNING') {
+    throw new HttpProblem(
+      409,
+      'Conflict',
+      `task ${owned.id} has already ended (${owned.description.status.name.toLowerCase()})`,
+    );
+  }
+  return {
+    ...owned,
+    handle: deps.temporal.workflow.getHandle<typeof agentTaskWorkflow>(owned.description.workflowId),
+  };
+}
+
+// ---- operations --------------------------------------------------------------------------------------------------
+
+export interface TaskAccepted {
+  id: string;
+  workflowId: string;
+  runId: string;
+  status: 'pending';
+  specWarnings: string[];
+  webUi: string;
+}
+
+/** Starts a task for the caller's tenant (the body is a TaskRequest). 409 if the id is taken. */
+export async function startTask(
+  deps: TaskServiceDeps,
+  principal: Principal,
+  body: unknown,
+  correlationId: string,
+): Promise<TaskAccepted> {
+  authorize(principal, 'start');
+  const { temporal, config } = deps;
+  const request = parse(TaskRequestSchema, body);
+  const checked = request.spec === undefined ? undefined : checkSpec(request.spec, request.strict_spec);
+  const id = request.id ?? randomUUID();
+  const input: AgentTaskInput = {
+    id,
+    tenantId: principal.tenantId,
+    submittedBy: principal.subject,
+    correlationId,
+    title: request.title,
+    description: request.description,
+    workspace: request.workspace,
+    spec: checked?.spec,
+    specWarnings: checked?.warnings,
+    mode: request.mode,
+    budgets: request.budgets,
+    consensus: request.consensus,
+    settings: {
+      approvalTimeoutMs: config.TASK_APPROVAL_TIMEOUT,
+      clarificationTimeoutMs: config.TASK_CLARIFICATION_TIMEOUT,
+      consensusTimeoutMs: config.COUNCIL_CONSENSUS_TIMEOUT,
+      maxIterations: config.TASK_MAX_ITERATIONS,
+      continueAsNewAfterSteps: config.EXECUTION_CONTINUE_AS_NEW_AFTER,
+    },
+  };
+  const workflowId = taskWorkflowId(id);
+  try {
+    const handle = await temporal.workflow.start(agentTaskWorkflow, {
+      args: [input],
+      workflowId,
+      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
+      memo: { tenantId: principal.tenantId, title: request.title },
+      typedSearchAttributes: [
+        { key: TenantKey, value: principal.tenantId },
+        { key: TaskStatusKey, value: 'pending' },
+      ],
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    });
+    return {
+      id,
+      workflowId,
+      runId: handle.firstExecutionRunId,
+      status: 'pending',
+      specWarnings: checked?.warnings ?? [],
+      webUi: webUiLink(deps, workflowId),
+    };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError)
+      throw conflict(`a task with id ${id} already exists`, { id });
+    throw err;
+  }
+}
+
+export interface TaskListItem {
+  id: string;
+  workflowId: string | undefined;
+  status: unknown;
+  riskTier: unknown;
+  temporalStatus: unknown;
+  startedAt: string | undefined;
+}
+
+/** A page of the caller's tenant's tasks from Temporal visibility (query: ListQuerySchema), newest first. */
+export async function listTasks(
+  deps: TaskServiceDeps,
+  principal: Principal,
+  query: unknown,
+): Promise<{ items: TaskListItem[]; nextCursor: string | null }> {
+  authorize(principal, 'list');
+  const { temporal, config } = deps;
+  const q = parse(ListQuerySchema, query, 'query');
+  const clauses = [`WorkflowType = '${agentTaskWorkflow.name}'`, `${TenantKey.name} = '${principal.tenantId}'`];
+  if (q.status) clauses.push(`${TaskStatusKey.name} = '${q.status}'`);
+  if (q.risk_tier) clauses.push(`AgencyRiskTier = ${q.risk_tier}`);
+  let nextPageToken: Uint8Array | undefined;
+  if (q.cursor) nextPageToken = Buffer.from(q.cursor, 'base64url');
+  const page = await temporal.workflowService.listWorkflowExecutions({
+    namespace: config.TEMPORAL_NAMESPACE,
+    pageSize: q.limit,
+    nextPageToken,
+    query: clauses.join(' AND '),
+  });
+  const attribute = (e: (typeof page.executions)[number], name: string): unknown => {
+    const payload = e.searchAttributes?.indexedFields?.[name];
+    return payload ? defaultPayloadConverter.fromPayload(payload) : undefined;
+  };
+  return {
+    items: page.executions.map((e) => ({
+      id: (e.execution?.workflowId ?? '').replace(/^task-/, ''),
+      workflowId: e.execution?.workflowId ?? undefined,
+      status: attribute(e, TaskStatusKey.name),
+      riskTier: attribute(e, 'AgencyRiskTier'),
+      temporalStatus: e.status,
+      startedAt: e.startTime?.seconds ? new Date(Number(e.startTime.seconds) * 1000).toISOString() : undefined,
+    })),
+    nextCursor: page.nextPageToken?.length ? Buffer.from(page.nextPageToken).toString('base64url') : null,
+  };
+}
+
+export interface TaskView {
+  id: string;
+  workflowId: string;
+  runId: string;
+  status: string;
+  temporalStatus: string;
+  step: string | undefined;
+  percent: number | undefined;
+  progress: TaskProgress | undefined;
+  result: TaskResult | undefined;
+  failure: string | undefined;
+  startedAt: string;
+  closedAt: string | undefined;
+  webUi: string;
+}
+
+/** Status, progress (while running) and result or failure (once ended) of one of the caller's tasks. */
+export async function getTask(deps: TaskServiceDeps, principal: Principal, rawId: unknown): Promise<TaskView> {
+  authorize(principal, 'get');
+  const { id, description } = await ownedTask(deps, principal, rawId);
+  const handle = deps.temporal.workflow.getHandle(description.workflowId, description.runId);
+  const running = description.status.name === 'RUNNING';
+  let progress: TaskProgress | undefined;
+  let result: TaskResult | undefined;
+  let failure: string | undefined;
+  if (running) {
+    // A query needs a polling orchestration worker; without one, report what the server knows.
+    progress = await handle.query(progressQuery).catch(() => undefined);
+  } else if (description.status.name === 'COMPLETED') {
+    result = (await handle.result()) as TaskResult;
+  } else {
+    failure = await handle.result().then(
+      () => undefined,
+      (err: Error) => (err.cause as Error | undefined)?.message ?? err.message,
+    );
+  }
+  const status =
+    result?.status ??
+    progress?.status ??
+    (running ? 'pending' : description.status.name === 'CANCELLED' ? 'canceled' : 'failed');
+  return {
+    id,
+    workflowId: description.workflowId,
+    runId: description.runId,
+    status,
+    temporalStatus: description.status.name,
+    step: progress?.step,
+    percent: result ? 100 : progress?.percent,
+    progress,
+    result,
+    failure,
+    startedAt: description.startTime.toISOString(),
+    closedAt: description.closeTime?.toISOString(),
+    webUi: webUiLink(deps, description.workflowId),
+  };
+}
+
+/** The result of a task that ended; 409 while it runs or when it ended without one. */
+export async function getTaskResult(deps: TaskServiceDeps, principal: Principal, rawId: unknown): Promise<TaskResult> {
+  authorize(principal, 'result');
+  const { id, description } = await ownedTask(deps, principal, rawId);
+  if (description.status.name === 'RUNNING') throw new HttpProblem(409, 'Conflict', `task ${id} has not ended yet`);
+  if (description.status.name !== 'COMPLETED')
+    throw new HttpProblem(
+      409,
+      'Conflict',
+      `task ${id} ended ${description.status.name.toLowerCase()} without a result`,
+    );
+  return (await deps.temporal.workflow.getHandle(description.workflowId, description.runId).result()) as TaskResult;
+}
+
+export interface TaskArtifactItem {
+  name: string | null;
+  sha256: string;
+  mediaType: string;
+  sizeBytes: number;
+  href: string;
+}
+
+/** The task's artifacts: those its result names, then any other its audit trail mentions. */
+export async function listTaskArtifacts(
+  deps: TaskServiceDeps,
+  principal: Principal,
+  rawId: unknown,
+): Promise<{ id: string; items: TaskArtifactItem[] }> {
+  authorize(principal, 'artifacts');
+  const { id, description } = await ownedTask(deps, principal, rawId);
+  const { rows } = await deps.db.query<{ sha256: string; media_type: string; size_bytes: number }>(
+    `SELECT DISTINCT a.sha256, a.media_type, a.size_bytes FROM artifacts a
+       JOIN audit_events e ON e.tenant_id = a.tenant_id AND e.workflow_id = $2
+      WHERE a.tenant_id = $1 AND e.payload::text LIKE '%' || a.sha256 || '%'`,
+    [principal.tenantId, description.workflowId],
+  );
+  const named =
+    description.status.name === 'COMPLETED'
+      ? ((await deps.temporal.workflow.getHandle(description.workflowId).result()) as TaskResult).artifacts
+      : [];
+  return {
+    id,
+    items: [
+      ...named.map((a) => ({ ...a, href: artifactHref(id, a.sha256) })),
+      ...rows
+        .filter((r) => !named.some((a) => a.sha256 === r.sha256))
+        .map((r) => ({
+          name: null,
+          sha256: r.sha256,
+          mediaType: r.media_type,
+          sizeBytes: r.size_bytes,
+          href: artifactHref(id, r.sha256),
+        })),
+    ],
+  };
+}
+
+/** One artifact of the caller's tenant, by its sha256, asked for through one of the caller's tasks. */
+export async function getTaskArtifact(
+  deps: TaskServiceDeps,
+  principal: Principal,
+  rawId: unknown,
+  rawSha256: unknown,
+): Promise<{ sha256: string; mediaType: string; sizeBytes: number; content: Buffer }> {
+  authorize(principal, 'artifact');
+  await ownedTask(deps, principal, rawId);
+  const sha = parse(SHA256, rawSha256, 'query');
+  const artifact = await getArtifact(deps.db, principal.tenantId, sha);
+  if (!artifact) throw notFound(`no artifact ${sha}`);
+  return artifact;
+}
+
+/** The task's audit events. */
+export async function getTaskAudit(deps: TaskServiceDeps, principal: Principal, rawId: unknown) {
+  authorize(principal, 'audit');
+  const { id, description } = await ownedTask(deps, principal, rawId);
+  return {
+    id,
+    events: await listAuditEvents(deps.db, { tenantId: principal.tenantId, workflowId: description.workflowId }),
+  };
+}
+
+export interface TaskEventRow {
+  seq: string;
+  action: string;
+  actor: string;
+  occurred_at: Date;
+  payload: unknown;
+}
+
+/** The task's audit trail as a source of events after a sequence number (for a stream the caller drives). */
+export async function taskEventSource(deps: TaskServiceDeps, principal: Principal, rawId: unknown) {
+  authorize(principal, 'events');
+  const { id, description } = await ownedTask(deps, principal, rawId);
+  return {
+    id,
+    workflowId: description.workflowId,
+    /** Up to `limit` events with a sequence number above `seq`, in order. */
+    async after(seq: number, limit = 200): Promise<TaskEventRow[]> {
+      const { rows } = await deps.db.query<TaskEventRow>(
+        'SELECT seq, action, actor, occurred_at, payload FROM audit_events WHERE tenant_id = $1 AND workflow_id = $2 AND seq > $3 ORDER BY seq LIMIT $4',
+        [principal.tenantId, description.workflowId, seq, limit],
+      );
+      return rows;
+    },
+  };
+}
+
+/** Asks a running task to pause or resume (the body must be empty). */
+export async function signalTask(
+  deps: TaskServiceDeps,
+  principal: Principal,
+  rawId: unknown,
+  message: 'pause' | 'resume',
+  body: unknown,
+): Promise<{ id: string; status: 'pause_requested' | 'resume_requested' }> {
+  authorize(principal, message);
+  parse(EmptyBodySchema, body);
+  const { id, handle } = await runningTask(deps, principal, rawId);
+  await handle.signal(message === 'pause' ? pauseSignal : resumeSignal, { by: principal.subject });
+  return { id, status: `${message}_requested` };
+}
+
+/** Cancels a running task. */
+export async function cancelTask(
+  deps: TaskServiceDeps,
+  principal: Principal,
+  rawId: unknown,
+): Promise<{ id: string; status: 'cancel_requested' }> {
+  authorize(principal, 'cancel');
+  const { id, handle } = await runningTask(deps, principal, rawId);
+  await handle.cancel();
+  return { id, status: 'cancel_requested' };
+}
+
+/** Gives a task waiting for clarification its working spec (body: ClarifyBodySchema). */
+export async function clarifyTask(
+  deps: TaskServiceDeps,
+  principal: Principal,
+  rawId: unknown,
+  body: unknown,
+): Promise<{ id: string; status: 'clarification_sent'; specWarnings: string[] }> {
+  authorize(principal, 'clarify');
+  const request = parse(ClarifyBodySchema, body);
+  const checked = checkSpec(request.spec, request.strict_spec);
+  const { id, handle } = await runningTask(deps, principal, rawId);
+  const progress = await handle.query(progressQuery);
+  if (!progress.pendingClarification)
+    throw new HttpProblem(409, 'Conflict', `task ${id} is not waiting for clarification (${progress.status})`);
+  await handle.signal(clarifySignal, { spec: checked.spec, by: principal.subject });
+  return { id, status: 'clarification_sent', specWarnings: checked.warnings };
+}
+
+/** Approves or rejects the plan or diff a running task waits on (body: DecisionBodySchema, with its hash). */
+export async function decideTask(
+  deps: TaskServiceDeps,
+  principal: Principal,
+  rawId: unknown,
+  decision: 'approve' | 'reject',
+  body: unknown,
+): Promise<{ id: string; accepted: boolean; note: string; status: string }> {
+  authorize(principal, 'decide');
+  const request = parse(DecisionBodySchema, body);
+  const { id, handle } = await runningTask(deps, principal, rawId);
+  return { id, ...(await decide(handle, decision, request, principal.subject)) };
+}
+
+/** Sends an approval decision as an Update; a refused decision is a 409 with the workflow's reason. */
+export async function decide(
+  handle: ReturnType<TaskServiceDeps['temporal']['workflow']['getHandle']>,
+  decision: 'approve' | 'reject',
+  body: { hash: string; reason?: string },
+  approver: string,
+): Promise<{ accepted: boolean; note: string; status: string }> {
+  let outcome;
+  try {
+    outcome = await handle.executeUpdate(decideUpdate, {
+      args: [{ decision, approver, hash: body.hash, reason: body.reason }],
+    });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) {
+      throw new HttpProblem(409, 'Conflict', `the decision could not be delivered: ${err.message}`);
+    }
+    throw err;
+  }
+  if (!outcome.accepted)
+    throw new HttpProblem(409, 'Conflict', outcome.note, { accepted: false, status: outcome.status });
+  return outcome;
+}
+
+export interface PendingApprovalItem extends PendingApproval {
+  id: string;
+  workflowId: string;
+  status: 'awaiting_approval';
+  riskTier: unknown;
+  startedAt: string | undefined;
+  step: string | undefined;
+  planHash: string | undefined;
+  councilSessions: string[];
+}
+
+/**
+ * The caller's tenant's tasks that wait for a person's decision: found by their AgencyTaskStatus search attribute
+ * (awaiting_approval), then asked for what they wait on (the progress query: kind, hash to approve, reasons,
+ * deadline). Visibility lags the workflows a little, so a task that has moved on since is left out (as is one whose
+ * orchestration worker cannot answer the query right now: without it there is no hash to decide on).
+ */
+export async function listPendingApprovals(
+  deps: TaskServiceDeps,
+  principal: Principal,
+  query: unknown,
+): Promise<{ items: PendingApprovalItem[]; nextCursor: string | null }> {
+  authorize(principal, 'pendingApprovals');
+  const q = parse(PendingQuerySchema, query, 'query');
+  const page = await listTasks(deps, principal, { ...q, status: 'awaiting_approval' });
+  const items = await Promise.all(
+    page.items.map(async (item): Promise<PendingApprovalItem | undefined> => {
+      const workflowId = taskWorkflowId(item.id);
+      const progress = await deps.temporal.workflow
+        .getHandle<typeof agentTaskWorkflow>(workflowId)
+        .query(progressQuery)
+        .catch(() => undefined);
+      const pending = progress?.pendingApproval;
+      if (!pending) return undefined;
+      return {
+        id: item.id,
+        workflowId,
+        status: 'awaiting_approval',
+        riskTier: item.riskTier ?? progress.riskTier,
+        startedAt: item.startedAt,
+        ...pending,
+        step: progress.step,
+        planHash: progress.planHash,
+        councilSessions: progress.councilSessions,
+      };
+    }),
+  );
+  return { items: items.filter((i) => i !== undefined), nextCursor: page.nextCursor };
+}
