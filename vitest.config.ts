@@ -10,7 +10,7 @@ export default defineConfig({
     maxWorkers: 2,
     projects: [
       // Pure logic: no servers.
-      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'test/tools/**/*.test.ts'] } },
       // Against a real Temporal dev server and PostgreSQL, started once per run by the global setup.
       {
         extends: true,

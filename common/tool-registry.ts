@@ -140,18 +140,14 @@ function fromRow(r: ServerRow): ToolServer {
 const VISIBLE = '(tenant_id = $1 OR tenant_id IS NULL)';
 
 export async function listServers(db: Db, tenantId: string): Promise<ToolServer[]> {
-  const { rows } = await db.query<ServerRow>(
-    `SELECT * FROM tool_servers WHERE ${VISIBLE} ORDER BY priority, id`,
-    [tenantId],
-  );
+  const { rows } = await db.query<ServerRow>(`SELECT * FROM tool_servers WHERE ${VISIBLE} ORDER BY priority, id`, [
+    tenantId,
+  ]);
   return rows.map(fromRow);
 }
 
 export async function getServer(db: Db, tenantId: string, id: string): Promise<ToolServer | undefined> {
-  const { rows } = await db.query<ServerRow>(`SELECT * FROM tool_servers WHERE ${VISIBLE} AND id = $2`, [
-    tenantId,
-    id,
-  ]);
+  const { rows } = await db.query<ServerRow>(`SELECT * FROM tool_servers WHERE ${VISIBLE} AND id = $2`, [tenantId, id]);
   return rows[0] && fromRow(rows[0]);
 }
 
@@ -252,10 +248,10 @@ export async function storeDiscovery(db: Db, serverId: string, tools: Discovered
 }
 
 export async function markUnhealthy(db: Db, serverId: string, error: string): Promise<void> {
-  await db.query(
-    `UPDATE tool_servers SET health = 'unhealthy', health_error = $2, checked_at = now() WHERE id = $1`,
-    [serverId, error.slice(0, 4000)],
-  );
+  await db.query(`UPDATE tool_servers SET health = 'unhealthy', health_error = $2, checked_at = now() WHERE id = $1`, [
+    serverId,
+    error.slice(0, 4000),
+  ]);
 }
 
 /** A tool as a candidate for a step: its server, effective level and capabilities. */

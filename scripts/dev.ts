@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import { loadConfigOrExit, PROJECT_ROOT } from '../common/config.js';
 import { createDb, migrate } from '../common/db.js';
 import { bootstrapAdminKey } from './bootstrap.js';
+import { ensureBubblewrap } from '../mcp/workspace-server/bubblewrap.js';
 import { createTemporalClient } from '../temporal/connection.js';
 import { startDevServer, type DevServer } from '../temporal/dev-server.js';
 import { ensureAuditCheckpointSchedule } from '../temporal/schedules.js';
@@ -112,6 +113,12 @@ async function prepareDemoWorkspace(): Promise<string> {
 }
 
 try {
+  const bwrap = await ensureBubblewrap({ log: (line) => console.log(`  ${line}`) });
+  console.log(
+    bwrap.found
+      ? `command sandbox: bubblewrap ${bwrap.version} (${bwrap.path})`
+      : `command sandbox unavailable, commands will be refused: ${bwrap.reason}`,
+  );
   const [host = '127.0.0.1', port = '7233'] = config.TEMPORAL_ADDRESS.split(':');
   temporal = await startDevServer({
     host,

@@ -102,7 +102,13 @@ function stepOutcome(index: number, step: SpecStep, r: ToolCallResult, note: str
       : r.outcome === 'ok'
         ? `exited with ${run.exitCode ?? run.signal}`
         : `was not run: ${r.text.slice(0, 500)}`;
-    return { index, kind: step.kind, ok: r.outcome === 'ok' && run.exitCode === 0, detail: `${step.run.join(' ')} ${what}`, skipped: false };
+    return {
+      index,
+      kind: step.kind,
+      ok: r.outcome === 'ok' && run.exitCode === 0,
+      detail: `${step.run.join(' ')} ${what}`,
+      skipped: false,
+    };
   }
   const already = r.structured?.already === true;
   const text = r.text.length > 500 ? `${r.text.slice(0, 500)}…` : r.text;
@@ -346,7 +352,13 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
         payload: { ...outcome, server: result.server, tool: result.tool, outcome: result.outcome },
       });
       activityLogger(log, task)[outcome.ok ? 'info' : 'warn'](
-        { step: index, kind: step.kind, tool: `${result.server}/${result.tool}`, ok: outcome.ok, detail: outcome.detail },
+        {
+          step: index,
+          kind: step.kind,
+          tool: `${result.server}/${result.tool}`,
+          ok: outcome.ok,
+          detail: outcome.detail,
+        },
         'step applied',
       );
       return outcome;

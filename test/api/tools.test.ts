@@ -11,10 +11,18 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutionActivities } from '../../activities/execution/index.js';
 import type { Config } from '../../common/config.js';
-import { createDb, type Db } from '../../common/db.js';
+import { createDb } from '../../common/db.js';
 import type { StepOutcome } from '../../workflows/task/definitions.js';
 import { PROJECT_ROOT } from '../../common/config.js';
-import { json, sampleRepo, startApi, startWorkers, testConfig, type RunningApi, type RunningWorkers } from '../helpers/stack.js';
+import {
+  json,
+  sampleRepo,
+  startApi,
+  startWorkers,
+  testConfig,
+  type RunningApi,
+  type RunningWorkers,
+} from '../helpers/stack.js';
 import { calculatorSpec, taskClient } from '../helpers/tasks.js';
 
 const FIXTURE = path.join(PROJECT_ROOT, 'test', 'fixtures', 'third-party-mcp-server.ts');
@@ -81,7 +89,16 @@ describe('tools', () => {
     expect(res.status, JSON.stringify(server)).toBe(200);
     expect(server.health).toBe('healthy');
     expect(server.tools.map((t) => t.name).sort()).toEqual(
-      ['apply_patch', 'git_diff', 'git_status', 'list_dir', 'read_file', 'run_command', 'search_text', 'write_file'].sort(),
+      [
+        'apply_patch',
+        'git_diff',
+        'git_status',
+        'list_dir',
+        'read_file',
+        'run_command',
+        'search_text',
+        'write_file',
+      ].sort(),
     );
     const byName = Object.fromEntries(server.tools.map((t) => [t.name, t]));
     expect(byName.read_file!.security_level).toBe('read-only');
@@ -113,7 +130,9 @@ describe('tools', () => {
     expect(listed.items.find((s) => s.id === dead.id)?.health).toBe('unhealthy');
     expect(listed.items.find((s) => s.id === 'workspace')).toBeDefined();
     // The workers are still fine: the built-in server still answers.
-    expect((await json<ServerView>(await client.post('/api/v1/tools/servers/workspace/refresh'))).health).toBe('healthy');
+    expect((await json<ServerView>(await client.post('/api/v1/tools/servers/workspace/refresh'))).health).toBe(
+      'healthy',
+    );
   });
 
   it('when registration input is bad, then 400 names the field and nothing is stored; a duplicate id is 409; a viewer cannot register', async () => {
@@ -273,7 +292,9 @@ describe('tools', () => {
       }),
     });
     const waiting = await client.waitFor(id, 'awaiting_approval', 90_000);
-    expect(waiting.progress!.pendingApproval!.reasons.join(' ')).toMatch(/edit conflict: steps 1 and 2 edit src\/calculator\.js/);
+    expect(waiting.progress!.pendingApproval!.reasons.join(' ')).toMatch(
+      /edit conflict: steps 1 and 2 edit src\/calculator\.js/,
+    );
     await client.post(`/api/v1/tasks/${id}/reject`, { hash: waiting.progress!.pendingApproval!.hash, reason: 'clash' });
     expect((await client.finished(id)).status).toBe('failed');
   });
@@ -319,7 +340,7 @@ describe('tools', () => {
           return conn;
         };
       },
-    }) as Db;
+    });
     const task = {
       tenantId: 'default',
       taskId: `retry-${randomUUID()}`,
@@ -335,14 +356,16 @@ describe('tools', () => {
       replace: 'values.length - 1 + 0',
     };
     const first = createExecutionActivities({ db: crashing, config });
-    await expect(new MockActivityEnvironment().run(first.applyStep, task, workspace, 0, step)).rejects.toThrow(
+    await expect(new MockActivityEnvironment().run(() => first.applyStep(task, workspace, 0, step))).rejects.toThrow(
       'worker died here',
     );
     await doomed.end();
     const afterFirst = await readFile(file, 'utf8');
     expect(afterFirst).not.toBe(before);
     const second = createExecutionActivities({ db, config });
-    const outcome = (await new MockActivityEnvironment().run(second.applyStep, task, workspace, 0, step)) as StepOutcome;
+    const outcome: StepOutcome = await new MockActivityEnvironment().run(() =>
+      second.applyStep(task, workspace, 0, step),
+    );
     expect(outcome.ok).toBe(true);
     expect(outcome.skipped).toBe(true); // the tool found its edit already applied (expected hash from the intent)
     const after = await readFile(file, 'utf8');

@@ -11,6 +11,7 @@ import { migrate } from '../../common/db.js';
 import { startDevServer, type DevServer } from '../../temporal/dev-server.js';
 import { bundleWorkflows } from '../../scripts/bundle-workflows.js';
 import { freePort } from './ports.js';
+import { ensureBubblewrap } from '../../mcp/workspace-server/bubblewrap.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -36,6 +37,9 @@ async function dropDatabase(url: string): Promise<void> {
 let stateDir: string | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  // Commands run in bubblewrap: fetch it once (into ~/.cache/agency) before workspace servers look for it in parallel.
+  const bwrap = await ensureBubblewrap();
+  if (!bwrap.found) throw new Error(`the command sandbox is unavailable: ${bwrap.reason}`);
   stateDir = await mkdtemp(path.join(os.tmpdir(), 'agency-test-'));
   const reuse = process.env.TEST_TEMPORAL_ADDRESS;
   const [host, port] = reuse ? reuse.split(':') : ['127.0.0.1', String(await freePort())];

@@ -54,7 +54,10 @@ export const SpecStepSchema = z.discriminatedUnion('kind', [
     .object({
       id: z.string().optional(),
       kind: z.literal('tool'),
-      capabilities: z.array(z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/)).min(1).max(16),
+      capabilities: z
+        .array(z.string().regex(/^[a-z][a-z0-9_.-]{0,63}$/))
+        .min(1)
+        .max(16),
       tool: z.string().min(1).max(128).optional(),
       server: z.string().min(1).max(64).optional(),
       arguments: z.record(z.string(), z.unknown()).default({}),

@@ -54,11 +54,11 @@ const usesWorkspace = (s: ToolServer): boolean => [s.command ?? '', ...s.args].s
 
 /** The tool as the registry stores it: its declared capabilities come from `_meta['agency/capabilities']`. */
 export function discoveredTool(t: Tool): DiscoveredTool {
-  const declared = (t._meta as Record<string, unknown> | undefined)?.['agency/capabilities'];
+  const declared = t._meta?.['agency/capabilities'];
   return {
     name: t.name,
     description: t.description ?? '',
-    inputSchema: t.inputSchema as Record<string, unknown>,
+    inputSchema: t.inputSchema,
     capabilities: Array.isArray(declared) ? declared.filter((c): c is string => typeof c === 'string') : [],
   };
 }

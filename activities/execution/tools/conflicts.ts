@@ -14,8 +14,6 @@ import type { SpecStep } from '../../../workflows/task/spec.js';
 
 const run = promisify(execFile);
 
-type Replace = Extract<SpecStep, { kind: 'replace' }>;
-
 function range(content: string, find: string): [number, number] | undefined {
   const at = content.indexOf(find);
   if (at < 0 || content.indexOf(find, at + 1) >= 0) return undefined;
@@ -83,8 +81,8 @@ export async function resolveEditConflicts(
       const ry = range(base, y.s.find);
       if (!rx || !ry || rx[1] <= ry[0] || ry[1] <= rx[0]) continue; // not both in the base, or disjoint
       const evidence = `steps ${x.i + 1} and ${y.i + 1} edit ${x.s.path} at overlapping ranges ${rx[0]}–${rx[1]} and ${ry[0]}–${ry[1]} of the base file`;
-      const ours = base.replace((x.s as Replace).find, () => x.s.replace);
-      const theirs = base.replace((y.s as Replace).find, () => y.s.replace);
+      const ours = base.replace(x.s.find, () => x.s.replace);
+      const theirs = base.replace(y.s.find, () => y.s.replace);
       const merged = await mergeThreeWay(base, ours, theirs);
       if (merged !== undefined) {
         out[x.i] = { kind: 'write_file', path: x.s.path, content: merged, ...(x.s.id ? { id: x.s.id } : {}) };

@@ -147,7 +147,8 @@ export function createToolLayer({ db, clients, log = SILENT }: ToolLayerDeps) {
     if (!server || !server.enabled)
       throw ApplicationFailure.nonRetryable(`tool server ${serverId} is not enabled`, 'ToolUnavailable');
     const tool = (await listTools(db, [serverId])).get(serverId)?.find((t) => t.name === toolName);
-    if (!tool) throw ApplicationFailure.nonRetryable(`tool ${serverId}/${toolName} is not registered`, 'ToolUnavailable');
+    if (!tool)
+      throw ApplicationFailure.nonRetryable(`tool ${serverId}/${toolName} is not registered`, 'ToolUnavailable');
     return { server, tool };
   }
 
