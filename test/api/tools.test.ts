@@ -135,6 +135,40 @@ describe('tools', () => {
     );
   });
 
+  it('when a Streamable HTTP server is registered with its secret by reference, then its tools are discovered and callable; a missing secret is unhealthy', async () => {
+    // The platform's own /mcp endpoint, reached as a third-party HTTP server; the header comes from the worker's env.
+    process.env.AGENCY_TEST_MCP_AUTH = `Bearer ${api.key}`;
+    const http = await register({
+      transport: 'http',
+      command: undefined,
+      args: [],
+      url: `${api.url}/mcp`,
+      auth_secret_ref: 'AGENCY_TEST_MCP_AUTH',
+      capabilities: ['agency.tasks'],
+      security_level: 'read-only',
+    });
+    expect(http.health, http.health_error ?? '').toBe('healthy');
+    expect(http.tools.map((t) => t.name)).toEqual(
+      expect.arrayContaining(['start_task', 'get_task', 'list_pending_approvals', 'approve_task', 'get_artifact']),
+    );
+    const run = await runSteps([
+      { kind: 'tool', capabilities: ['agency.tasks'], tool: 'list_pending_approvals', server: http.id, arguments: {} },
+    ]);
+    expect(run.done.status, run.done.result?.reason).toBe('completed');
+    expect(run.done.result!.steps[0]!.detail).toMatch(new RegExp(`^${http.id}/list_pending_approvals: `));
+
+    const unauthorised = await register({
+      transport: 'http',
+      command: undefined,
+      args: [],
+      url: `${api.url}/mcp`,
+      auth_secret_ref: 'AGENCY_TEST_MCP_AUTH_UNSET',
+      security_level: 'read-only',
+    });
+    expect(unauthorised.health).toBe('unhealthy');
+    expect(unauthorised.health_error).toMatch(/secret AGENCY_TEST_MCP_AUTH_UNSET is not set/);
+  });
+
   it('when registration input is bad, then 400 names the field and nothing is stored; a duplicate id is 409; a viewer cannot register', async () => {
     const res = await client.post('/api/v1/tools/servers', { id: 'Bad Id', transport: 'stdio', security_level: 'x' });
     expect(res.status).toBe(400);
