@@ -244,23 +244,27 @@ describe('escapes from the workspace server', () => {
     await alive(sandboxed);
   });
 
-  it('when a command opens a TCP connection to a host port, then it cannot connect', async () => {
+  it('when a command opens a TCP connection to a host port (a listener, PostgreSQL), then it cannot connect', async () => {
     const listener = net.createServer((socket) => {
       socket.on('error', () => undefined);
       socket.end('hello\n');
     });
     await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
     const port = (listener.address() as net.AddressInfo).port;
-    const connect = `const s = require('net').connect(${port}, '127.0.0.1');
+    // A listener of the test's own, and PostgreSQL on its loopback port (running on every machine this suite runs on).
+    const connectTo = (p: number) => `const s = require('net').connect(${p}, '127.0.0.1');
       s.on('connect', () => { console.log('connected'); s.destroy(); });
       s.on('error', (e) => { console.log('failed: ' + e.code); process.exitCode = 3; });`;
     try {
-      const unconfined = await call(unsandboxed, 'run_command', { argv: ['node', '-e', connect] });
-      expect(unconfined.data.output).toContain('connected');
-      const confined = await runConfined(sandboxed, { argv: ['node', '-e', connect] });
-      expect(confined.isError).toBe(false);
-      expect(confined.data.output).toMatch(/failed: (ECONNREFUSED|ENETUNREACH)/);
-      expect(confined.data.exitCode).toBe(3);
+      for (const target of [port, 5432]) {
+        const connect = connectTo(target);
+        const unconfined = await call(unsandboxed, 'run_command', { argv: ['node', '-e', connect] });
+        expect(unconfined.data.output, `port ${target}`).toContain('connected');
+        const confined = await runConfined(sandboxed, { argv: ['node', '-e', connect] });
+        expect(confined.isError).toBe(false);
+        expect(confined.data.output).toMatch(/failed: (ECONNREFUSED|ENETUNREACH)/);
+        expect(confined.data.exitCode).toBe(3);
+      }
     } finally {
       listener.close();
     }
