@@ -754,6 +754,13 @@ describe('deploy/Dockerfile', () => {
     expect(runsInFinal.some((r) => /apt-get install\b.*\bgit\b/.test(r.rest))).toBe(true);
   });
 
+  it('installs bubblewrap in the final stage and has the workspace MCP server the execution pool starts', () => {
+    const runsInFinal = lineage(finalStage!).flatMap((s) => s.instructions.filter((i) => i.keyword === 'RUN'));
+    expect(runsInFinal.some((r) => /apt-get install\b.*\bbubblewrap\b/.test(r.rest))).toBe(true);
+    const workdir = workdirOf(finalStage!);
+    expect(stageHas(finalStage!, path.posix.resolve(workdir, 'mcp/workspace-server/main.ts'))).toBe(true);
+  });
+
   it('runs the API by default, and has every entry point the manifests run', () => {
     const argv = [...execForm(finalStage!, 'ENTRYPOINT'), ...execForm(finalStage!, 'CMD')];
     expect(argv.slice(-4)).toEqual(['node', '--import', 'tsx', 'api/server.ts']);
