@@ -22,6 +22,7 @@ import type { DiffSummary } from '../../workflows/execution/definitions.js';
 import {
   approvalKey,
   toolRequestOf,
+  type AgentToolInfo,
   type SecurityLevel,
   type ToolBinding,
   type ToolGrant,
@@ -414,6 +415,11 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
         'gate evaluated',
       );
       return outcome;
+    },
+
+    /** The tools the agent loop may call, for the model's prompt. */
+    async toolCatalog(task: TaskRef, allowedLevel: SecurityLevel): Promise<AgentToolInfo[]> {
+      return tools.catalog(task.tenantId, allowedLevel);
     },
 
     /** Binds a step to a tool (agent turns; plan steps are bound by resolveToolPlan). */

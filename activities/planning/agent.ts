@@ -1,9 +1,11 @@
 /**
- * One turn of the agent loop: the model sees the task, the spec, what failed and the last tool results, and picks
- * exactly one next action (a workspace edit or a command) or says it is done. The execution pool carries it out.
+ * One turn of the agent loop: the model sees the task, the spec, what failed, the last tool results and the registered
+ * tools, and picks exactly one next action (a workspace edit, a command, or a call of a registered MCP tool) or says it
+ * is done. The execution pool carries it out.
  */
 import { SpecStepSchema, type SpecStep, type WorkingSpec } from '../../workflows/task/spec.js';
 import type { AgentTurn } from '../../workflows/execution/definitions.js';
+import type { AgentToolInfo } from '../../workflows/execution/tools.js';
 import { ModelOutputError } from './model-errors.js';
 import type { LanguageModel, ModelUsage, ToolSpec } from './providers.js';
 
@@ -14,7 +16,12 @@ export interface AgentContext {
   /** What is wrong now: failing gates, council remediation. */
   goal: string[];
   history: AgentTurn[];
+  /** Registered MCP tools the agent may call with call_tool. */
+  tools?: AgentToolInfo[];
 }
+
+/** The workspace tools the other functions already cover; not listed again for call_tool. */
+const COVERED = new Set(['workspace/write_file', 'workspace/apply_patch', 'workspace/run_command']);
 
 export type AgentAction =
   | { kind: 'step'; step: SpecStep; usage: ModelUsage; costUsd: number }
@@ -46,6 +53,16 @@ export const AGENT_TOOLS: ToolSpec[] = [
     },
   },
   {
+    name: 'call_tool',
+    description:
+      'Call one of the registered tools listed under TOOLS, by name (and server when two share a name), with arguments matching its input schema.',
+    parameters: {
+      type: 'object',
+      required: ['tool', 'arguments'],
+      properties: { tool: { type: 'string' }, server: { type: 'string' }, arguments: { type: 'object' } },
+    },
+  },
+  {
     name: 'finish',
     description: 'Stop: the task is done, or nothing more can be done.',
     parameters: { type: 'object', required: ['summary'], properties: { summary: { type: 'string' } } },
@@ -65,6 +82,15 @@ export async function nextAgentActionWithModel(model: LanguageModel, ctx: AgentC
     ctx.history.length
       ? `PREVIOUS ACTIONS:\n${ctx.history.map((h) => `${h.ok ? 'ok' : 'FAILED'} ${h.action} -> ${h.detail}`).join('\n')}`
       : 'No actions yet.',
+    ctx.tools?.length
+      ? `TOOLS (call_tool; "needs approval" waits for a person):\n${ctx.tools
+          .filter((t) => !COVERED.has(`${t.server}/${t.tool}`))
+          .map(
+            (t) =>
+              `${t.server}/${t.tool} [${t.capabilities.join(', ')}] ${t.level}${t.needsApproval ? ', needs approval' : ''}: ${t.description}`,
+          )
+          .join('\n')}`
+      : '',
   ]
     .filter(Boolean)
     .join('\n\n');
@@ -88,7 +114,15 @@ export async function nextAgentActionWithModel(model: LanguageModel, ctx: AgentC
         ? { kind: 'replace', path: args.path, find: args.find, replace: args.replace }
         : call.name === 'run_command'
           ? { kind: 'command', run: args.run }
-          : undefined;
+          : call.name === 'call_tool'
+            ? toolStep(ctx, args)
+            : undefined;
+  if (call.name === 'call_tool' && !candidate) {
+    throw new ModelOutputError(`the model called call_tool for ${JSON.stringify(args.tool)}, which is not listed`, {
+      ...metered,
+      raw: JSON.stringify(call),
+    });
+  }
   const parsed = SpecStepSchema.safeParse(candidate);
   if (!parsed.success) {
     throw new ModelOutputError(
@@ -97,4 +131,17 @@ export async function nextAgentActionWithModel(model: LanguageModel, ctx: AgentC
     );
   }
   return { kind: 'step', step: parsed.data, ...metered };
+}
+
+/** A call_tool call as a `tool` step: the named tool's capabilities come from the catalog the model was shown. */
+function toolStep(ctx: AgentContext, args: Record<string, unknown>): Record<string, unknown> | undefined {
+  const known = ctx.tools?.find((t) => t.tool === args.tool && (args.server === undefined || t.server === args.server));
+  if (!known) return undefined;
+  return {
+    kind: 'tool',
+    capabilities: known.capabilities,
+    tool: known.tool,
+    server: known.server,
+    arguments: args.arguments,
+  };
 }

@@ -20,6 +20,7 @@ import type { ArtifactRef, RiskSummary, TaskRef } from '../../workflows/task/def
 import { WaiverSchema, type Waiver } from '../../workflows/task/policy.js';
 import { parseWorkingSpec, type SpecStep, type WorkingSpec } from '../../workflows/task/spec.js';
 import { activityLogger, SILENT } from '../logging.js';
+import type { AgentToolInfo } from '../../workflows/execution/tools.js';
 import { nextAgentActionWithModel, type AgentAction } from './agent.js';
 import { assessAmbiguity } from './ambiguity.js';
 import { planWithModel } from './llm-planner.js';
@@ -277,7 +278,14 @@ export function createPlanningActivities({ db, config, model: override, log = SI
     /** The agent loop's next action, from the configured model. */
     async nextAgentAction(
       _task: TaskRef,
-      ctx: { title: string; description: string; spec: WorkingSpec; goal: string[]; history: AgentTurn[] },
+      ctx: {
+        title: string;
+        description: string;
+        spec: WorkingSpec;
+        goal: string[];
+        history: AgentTurn[];
+        tools?: AgentToolInfo[];
+      },
     ): Promise<AgentAction> {
       try {
         return await withModel((m) => nextAgentActionWithModel(m, ctx));

@@ -16,7 +16,7 @@ import { listAuditEvents } from '../../common/audit.js';
 import type { Config } from '../../common/config.js';
 import type { JudgeVerdict } from '../../workflows/council/definitions.js';
 import type { CouncilSession } from '../../workflows/council/session.js';
-import { taskWorkflowId, type TaskResult } from '../../workflows/task/definitions.js';
+import { taskWorkflowId, type TaskProgress, type TaskResult } from '../../workflows/task/definitions.js';
 import {
   chatRequestOf,
   errorReply,
@@ -490,6 +490,82 @@ describe('the language-model path, through the real openai client against a scri
       // The malformed answers still cost tokens, and were counted.
       expect(stack.llm.requests).toHaveLength(11);
       expect(result.usage.tokens).toBe(reportedUsage(stack.llm.requests).tokens);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it('when an agent turn calls a privileged registered tool, then the task waits for a person bound to that call, runs it once approved, and the model saw the tool listed', async () => {
+    let server = '';
+    const stack = await startStack(
+      modelResponder((call, request) => {
+        if (call.kind !== 'agent') return undefined;
+        const user = chatRequestOf(request).user;
+        if (call.firstTurn) {
+          return toolCallReply('call_tool', { tool: 'deploy', server, arguments: { target: 'staging' } }, USAGE.agent);
+        }
+        if (!user.includes('deployed to staging')) return undefined;
+        return user.includes('apply_patch')
+          ? toolCallReply('finish', { summary: 'deployed and fixed' }, USAGE.agent)
+          : toolCallReply('replace', { path: 'src/calculator.js', find: BUGGY, replace: FIXED }, USAGE.agent);
+      }),
+    );
+    try {
+      const registered = await stack.api.fetch('/api/v1/tools/servers', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          id: 'ops-fixture',
+          name: 'ops fixture',
+          transport: 'stdio',
+          command: 'node',
+          args: [
+            '--import',
+            import.meta.resolve('tsx'),
+            new URL('../fixtures/third-party-mcp-server.ts', import.meta.url).pathname,
+          ],
+          capabilities: ['ops'],
+          security_level: 'privileged',
+        }),
+      });
+      expect(registered.status).toBe(201);
+      server = 'ops-fixture';
+      const id = await submit(stack, TITLE, DESCRIPTION);
+      const waiting = await eventually(
+        async () => {
+          const t = await json<{ status: string; progress?: TaskProgress }>(
+            await stack.api.fetch(`/api/v1/tasks/${id}`),
+          );
+          return t.progress?.pendingApproval?.kind === 'tool' ? t : undefined;
+        },
+        { timeoutMs: 75_000, what: 'the tool approval' },
+      );
+      expect(waiting.status).toBe('awaiting_approval');
+      const pending = waiting.progress!.pendingApproval!;
+      expect(pending.toolCalls).toEqual([expect.objectContaining({ serverId: 'ops-fixture', tool: 'deploy' })]);
+      expect(pending.reasons.join(' ')).toContain('privileged tool call during execution: ops-fixture/deploy');
+      // The model was shown the tool, marked as needing approval.
+      const agentPrompt = stack.llm.requests.map((r) => chatRequestOf(r)).find((c) => c.tools.includes('call_tool'))!;
+      expect(agentPrompt.user).toMatch(/ops-fixture\/deploy \[ops\.deploy\] privileged, needs approval/);
+
+      const stale = await stack.api.fetch(`/api/v1/tasks/${id}/approve`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ hash: 'f'.repeat(64) }),
+      });
+      expect(stale.status).toBe(409);
+      const ok = await stack.api.fetch(`/api/v1/tasks/${id}/approve`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ hash: pending.hash }),
+      });
+      expect(ok.status).toBe(200);
+      const done = await finalState(stack, id);
+      expect(done.status, done.result?.reason).toBe('completed');
+      expect(done.result!.steps.map((s) => s.detail)).toEqual([
+        expect.stringContaining('ops-fixture/deploy: deployed to staging'),
+        expect.stringContaining('workspace/apply_patch'),
+      ]);
     } finally {
       await stack.stop();
     }

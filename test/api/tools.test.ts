@@ -73,8 +73,9 @@ describe('tools', () => {
   };
 
   beforeAll(async () => {
-    process.env.FIXTURE_EXIT_AT_START = '1';
-    config = testConfig({ EXECUTION_COMMAND_TIMEOUT: '30s' });
+    // A tenant of its own: the servers registered here (and what their discovery depends on, such as a secret in this
+    // process's environment) stay out of the way of other test files' workers, which discover what their tenant sees.
+    config = testConfig({ EXECUTION_COMMAND_TIMEOUT: '30s', BOOTSTRAP_TENANT: 'tools-test' });
     workers = await startWorkers(config, ['orchestration', 'planning', 'council', 'execution']);
     api = await startApi(config);
   });
@@ -117,8 +118,9 @@ describe('tools', () => {
       properties: { text: { type: 'string' } },
     });
 
-    // The worker's environment has FIXTURE_EXIT_AT_START=1 (beforeAll); only a server allowed to see it dies.
-    const dies = await register({ env_allow: ['FIXTURE_EXIT_AT_START'] });
+    // Any execution worker may discover a new server (the first step that needs a tool does), so what makes this one
+    // die is in its registry entry, not in one worker's environment.
+    const dies = await register({ args: ['--import', TSX, FIXTURE, '--exit-at-start'] });
     expect(dies.health).toBe('unhealthy');
     expect(dies.health_error).toMatch(/refusing to start/);
     const dead = await register({ args: ['--import', TSX, path.join(PROJECT_ROOT, 'test', 'fixtures', 'missing.ts')] });
@@ -376,7 +378,7 @@ describe('tools', () => {
       },
     });
     const task = {
-      tenantId: 'default',
+      tenantId: 'tools-test',
       taskId: `retry-${randomUUID()}`,
       workflowId: `retry-${randomUUID()}`,
       executionKey: `retry-${randomUUID()}`,

@@ -3,7 +3,7 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { Waiver, GateEvaluation } from '../task/policy.js';
 import type { WorkingSpec } from '../task/spec.js';
 import type { ArtifactRef, GateOutcome, StepOutcome, TaskRef, Usage } from '../task/definitions.js';
-import type { ToolBinding, ToolGrant } from './tools.js';
+import type { AgentToolInfo, ToolApprovalDecision, ToolBinding, ToolGrant } from './tools.js';
 
 export interface DiffSummary {
   diffRef: ArtifactRef;
@@ -33,6 +33,8 @@ export interface ExecutionState {
   history: AgentTurn[];
   seenActions: string[];
   bestScore?: number;
+  /** The tools the agent loop may call (listed once per run, with a model only). */
+  catalog?: AgentToolInfo[];
   lastGates?: GateOutcome[];
   lastEvaluations?: GateEvaluation[];
 }
@@ -95,6 +97,8 @@ export interface ExecutionProgress {
 export const executionProgressQuery = defineQuery<ExecutionProgress>('progress');
 export const executionPauseSignal = defineSignal('pause');
 export const executionResumeSignal = defineSignal('resume');
+/** The parent's answer to a ToolApprovalRequest (a person approved or rejected the call, or nobody did in time). */
+export const toolApprovalDecisionSignal = defineSignal<[ToolApprovalDecision]>('toolApprovalDecision');
 
 export function executionWorkflowId(parentWorkflowId: string, n: number): string {
   return `${parentWorkflowId}-execution-${n}`;

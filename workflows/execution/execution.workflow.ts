@@ -18,6 +18,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -28,11 +29,13 @@ import { prefixOfQueue, queueFor } from '../../temporal/task-queues.js';
 import { evaluateGates, gateKind, type GateMeasurement } from '../task/policy.js';
 import type { SpecStep } from '../task/spec.js';
 import type { GateOutcome } from '../task/definitions.js';
-import type { ToolBinding } from './tools.js';
+import { toolApprovalRequestSignal } from '../task/definitions.js';
+import { approvalKey, type ToolApprovalDecision, type ToolBinding } from './tools.js';
 import {
   executionPauseSignal,
   executionProgressQuery,
   executionResumeSignal,
+  toolApprovalDecisionSignal,
   type ExecutionInput,
   type ExecutionResult,
   type ExecutionState,
@@ -127,13 +130,54 @@ export async function executionWorkflow(input: ExecutionInput): Promise<Executio
     }
   };
 
-  const grant = input.tools?.grant ?? { allowedLevel: 'standard' as const, approvedCalls: [] };
+  const grant = {
+    allowedLevel: input.tools?.grant.allowedLevel ?? ('standard' as const),
+    approvedCalls: [...(input.tools?.grant.approvedCalls ?? [])],
+  };
+  const decisions = new Map<string, ToolApprovalDecision>();
+  setHandler(toolApprovalDecisionSignal, (d) => void decisions.set(d.key, d));
+
+  /** A privileged call an agent turn proposed: the parent shows it to a person and signals back the decision. */
+  const askForApproval = async (binding: ToolBinding, index: number): Promise<ToolApprovalDecision> => {
+    const key = approvalKey(binding);
+    const parent = workflowInfo().parent;
+    if (!parent) return { key, approved: false, by: 'platform', reason: 'no parent task to ask' };
+    currentStep = `waiting for a person to approve ${binding.serverId}/${binding.tool}`;
+    await getExternalWorkflowHandle(parent.workflowId).signal(toolApprovalRequestSignal, {
+      executionId: workflowInfo().workflowId,
+      step: index,
+      key,
+      serverId: binding.serverId,
+      tool: binding.tool,
+      level: binding.level,
+      argsSha256: binding.argsSha256,
+      approvalHash: binding.approvalHash,
+    });
+    await condition(() => decisions.has(key));
+    return decisions.get(key)!;
+  };
+
   const apply = async (step: SpecStep, label: string, planned?: ToolBinding) => {
     await condition(() => !paused);
     currentStep = label;
     const binding = planned ?? (await execution.bindTool(task, step, grant.allowedLevel));
     const index = state.stepCounter++;
     state.usage.steps++;
+    if (binding.needsApproval && !grant.approvedCalls.includes(approvalKey(binding))) {
+      const decision = await askForApproval(binding, index);
+      if (!decision.approved) {
+        const outcome = {
+          index,
+          kind: step.kind,
+          ok: false,
+          detail: `${binding.serverId}/${binding.tool} is ${binding.level}; the call was not approved by ${decision.by}${decision.reason ? `: ${decision.reason}` : ''}`,
+          skipped: true,
+        };
+        state.outcomes.push(outcome);
+        return outcome;
+      }
+      grant.approvedCalls.push(approvalKey(binding));
+    }
     const outcome = await stepActivity(binding)(task, state.workdir!, index, step, binding, grant);
     state.outcomes.push(outcome);
     return outcome;
@@ -177,12 +221,14 @@ export async function executionWorkflow(input: ExecutionInput): Promise<Executio
     for (;;) {
       if (budgetExceeded()) break;
       currentStep = `agent turn ${state.history.length + 1}`;
+      state.catalog ??= await execution.toolCatalog(task, grant.allowedLevel);
       const next = await planning.nextAgentAction(task, {
         title: input.title,
         description: input.description,
         spec: input.spec,
         goal,
         history: state.history,
+        tools: state.catalog,
       });
       state.usage.tokens += next.usage.inputTokens + next.usage.outputTokens;
       state.usage.costUsd += next.costUsd;

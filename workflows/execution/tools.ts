@@ -59,6 +59,8 @@ export interface ToolBinding {
   needsApproval: boolean;
   /** sha256 of the canonical JSON of the arguments: what an approval is bound to. */
   argsSha256: string;
+  /** sha256 of approvalKey(): the hash a person approves when this call waits for them during execution. */
+  approvalHash: string;
   /** Other tools with the same capabilities (read-only steps are cross-checked against the first). */
   alternates: { serverId: string; tool: string }[];
 }
@@ -91,4 +93,34 @@ export interface ToolPlan {
 export interface ToolGrant {
   allowedLevel: SecurityLevel;
   approvedCalls: string[];
+}
+
+/** A tool the agent loop may call, as the model is shown it. */
+export interface AgentToolInfo {
+  server: string;
+  tool: string;
+  description: string;
+  capabilities: string[];
+  level: SecurityLevel;
+  /** Calling it waits for a person's approval of the exact arguments. */
+  needsApproval: boolean;
+}
+
+/** The execution child asks its parent for a person's decision on one privileged call (agent turns). */
+export interface ToolApprovalRequest {
+  executionId: string;
+  step: number;
+  key: string;
+  serverId: string;
+  tool: string;
+  level: SecurityLevel;
+  argsSha256: string;
+  approvalHash: string;
+}
+
+export interface ToolApprovalDecision {
+  key: string;
+  approved: boolean;
+  by: string;
+  reason?: string;
 }

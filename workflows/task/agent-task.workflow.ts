@@ -36,6 +36,7 @@ import { councilSessionId, type CouncilOutcome, type CouncilRequest } from '../c
 import { executionWorkflow } from '../execution/execution.workflow.js';
 import {
   executionPauseSignal,
+  toolApprovalDecisionSignal,
   executionResumeSignal,
   executionWorkflowId,
   type ExecutionResult,
@@ -52,6 +53,7 @@ import {
   progressQuery,
   rejectSignal,
   resumeSignal,
+  toolApprovalRequestSignal,
   type AgentTaskInput,
   type ApprovalDecision,
   type PendingApproval,
@@ -206,6 +208,26 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
     setStatus(lastActiveStatus, `resumed by ${by}`);
     await forwardToExecution(executionResumeSignal);
   });
+  // An agent turn in the execution child wants a privileged tool: a person decides, bound to the call's exact
+  // arguments (the same approval as the plan's: signal or Update with the hash), and the child is told.
+  setHandler(toolApprovalRequestSignal, async (req) => {
+    const d = await awaitApproval(
+      'tool',
+      req.approvalHash,
+      [
+        `privileged tool call during execution: ${req.serverId}/${req.tool} (${req.level}), arguments sha256 ${req.argsSha256}`,
+      ],
+      [{ step: req.step, key: req.key, serverId: req.serverId, tool: req.tool }],
+    );
+    if (!['completed', 'failed', 'canceled'].includes(progress.status))
+      setStatus('executing', d ? `${d.decision} for ${req.serverId}/${req.tool}` : 'no decision in time', 30);
+    await activeExecution?.signal(toolApprovalDecisionSignal, {
+      key: req.key,
+      approved: d?.decision === 'approve',
+      by: d?.approver ?? 'nobody',
+      reason: d ? d.reason : `no decision within ${settings.approvalTimeoutMs} ms`,
+    });
+  });
   setHandler(cancelSignal, (request) => {
     cancelRequest = request;
     root.cancel();
@@ -264,7 +286,7 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
   };
 
   const awaitApproval = async (
-    kind: 'plan' | 'result',
+    kind: PendingApproval['kind'],
     hash: string,
     reasons: string[],
     toolCalls?: PendingApproval['toolCalls'],

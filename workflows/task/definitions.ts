@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ConsensusStrategySchema, type FinalVerdict } from '../council/definitions.js';
 import type { GateEvaluation, TrustScore } from './policy.js';
 import type { WorkingSpec } from './spec.js';
+import type { ToolApprovalRequest } from '../execution/tools.js';
 
 export const TASK_STATUSES = [
   'pending',
@@ -191,7 +192,7 @@ export interface ApprovalAttempt extends ApprovalDecision {
 }
 
 export interface PendingApproval {
-  kind: 'plan' | 'result';
+  kind: 'plan' | 'result' | 'tool';
   hash: string;
   reasons: string[];
   deadline: string;
@@ -252,6 +253,8 @@ export const progressQuery = defineQuery<TaskProgress>('progress');
 export const clarifySignal = defineSignal<[{ spec: WorkingSpec; by: string }]>('clarify');
 export const approveSignal = defineSignal<[ApprovalDecision]>('approve');
 export const rejectSignal = defineSignal<[ApprovalDecision]>('reject');
+/** From the execution child: an agent turn wants a privileged tool; a person decides (pendingApproval kind `tool`). */
+export const toolApprovalRequestSignal = defineSignal<[ToolApprovalRequest]>('toolApprovalRequest');
 export const pauseSignal = defineSignal<[{ by: string }]>('pause');
 export const resumeSignal = defineSignal<[{ by: string }]>('resume');
 export const cancelSignal = defineSignal<[{ by: string; reason?: string }]>('cancel');

@@ -15,6 +15,7 @@ import {
   approvalKey,
   levelRank,
   toolRequestOf,
+  type AgentToolInfo,
   type SecurityLevel,
   type ToolBinding,
   type ToolPlan,
@@ -32,6 +33,8 @@ import {
   listTools,
   markUnhealthy,
   storeDiscovery,
+  toolCapabilities,
+  toolLevel,
   type DiscoveredTool,
   type ToolServer,
 } from '../../../common/tool-registry.js';
@@ -123,6 +126,7 @@ export function createToolLayer({ db, clients, log = SILENT }: ToolLayerDeps) {
       best.server.timeoutMs,
       request.timeoutSeconds ? request.timeoutSeconds * 1000 + 5_000 : Infinity,
     );
+    const argsSha256 = hashJson(request.arguments);
     return {
       serverId: best.server.id,
       tool: best.tool.name,
@@ -130,7 +134,8 @@ export function createToolLayer({ db, clients, log = SILENT }: ToolLayerDeps) {
       timeoutMs,
       maxOutputBytes: best.server.maxOutputBytes,
       needsApproval: levelRank(best.level) > levelRank(allowedLevel),
-      argsSha256: hashJson(request.arguments),
+      argsSha256,
+      approvalHash: hashJson({ call: approvalKey({ serverId: best.server.id, tool: best.tool.name, argsSha256 }) }),
       alternates: candidates
         .filter((c) => c !== best && c.server.id !== best.server.id)
         .map((c) => ({ serverId: c.server.id, tool: c.tool.name })),
@@ -152,7 +157,31 @@ export function createToolLayer({ db, clients, log = SILENT }: ToolLayerDeps) {
     return { server, tool };
   }
 
+  /** The tools the agent loop may call: every enabled tool the tenant sees, with its level and capabilities. */
+  async function catalog(tenantId: string, allowedLevel: SecurityLevel): Promise<AgentToolInfo[]> {
+    await discoverPending(tenantId, false);
+    const servers = (await listServers(db, tenantId)).filter((s) => s.enabled && s.health !== 'unhealthy');
+    const tools = await listTools(
+      db,
+      servers.map((s) => s.id),
+    );
+    return servers.flatMap((server) =>
+      (tools.get(server.id) ?? []).map((t) => {
+        const level = toolLevel(server, t.name);
+        return {
+          server: server.id,
+          tool: t.name,
+          description: t.description.slice(0, 300),
+          capabilities: toolCapabilities(server, t),
+          level,
+          needsApproval: levelRank(level) > levelRank(allowedLevel),
+        };
+      }),
+    );
+  }
+
   return {
+    catalog,
     discover: discoverOnce,
     bind,
     lookup,
