@@ -93,6 +93,24 @@ export const judgeVerdictsTotal = new Counter({
   registers: [registry],
 });
 
+// ---- tools (MCP) --------------------------------------------------------------------------------------------------
+
+/** One MCP tool call from the execution pool, by outcome (ok|tool_error|invalid_arguments|timeout|unavailable). */
+export const toolCallsTotal = new Counter({
+  name: 'agent_agency_tool_calls_total',
+  help: 'MCP tool calls made by the execution pool, by server, tool and outcome',
+  labelNames: ['server', 'tool', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const toolCallSeconds = new Histogram({
+  name: 'agent_agency_tool_call_seconds',
+  help: 'Seconds one MCP tool call took',
+  labelNames: ['server', 'tool'] as const,
+  buckets: SECONDS,
+  registers: [registry],
+});
+
 // ---- tasks --------------------------------------------------------------------------------------------------------
 
 /** product: tasks that ended, by status (completed|failed|canceled). */

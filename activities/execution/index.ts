@@ -112,7 +112,13 @@ function stepOutcome(index: number, step: SpecStep, r: ToolCallResult, note: str
     };
   }
   const already = r.structured?.already === true;
-  const text = r.text.length > 500 ? `${r.text.slice(0, 500)}…` : r.text;
+  const s = r.structured;
+  // The workspace edit tools answer with {path, sha256, applied, already}: said in words, the JSON is in the audit.
+  const summary =
+    r.outcome === 'ok' && s && typeof s.path === 'string' && typeof s.sha256 === 'string' && 'applied' in s
+      ? `${already ? 'already applied to' : 'applied to'} ${s.path} (now sha256 ${s.sha256.slice(0, 12)})`
+      : undefined;
+  const text = summary ?? (r.text.length > 500 ? `${r.text.slice(0, 500)}…` : r.text);
   return {
     index,
     kind: step.kind,

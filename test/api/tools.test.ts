@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecutionActivities } from '../../activities/execution/index.js';
 import type { Config } from '../../common/config.js';
 import { createDb } from '../../common/db.js';
+import { registry } from '../../common/metrics.js';
 import type { StepOutcome } from '../../workflows/task/definitions.js';
 import { PROJECT_ROOT } from '../../common/config.js';
 import {
@@ -223,6 +224,15 @@ describe('tools', () => {
       ['invalid_arguments', 'ok', 'timeout', 'tool_error'].sort(),
     );
     expect(events.rows.every((r) => /^[0-9a-f]{64}$/.test(r.payload.args_sha256))).toBe(true);
+    // And counted for Prometheus (the workers run in this process, so their registry is this one).
+    const counted = await registry.getSingleMetricAsString('agent_agency_tool_calls_total');
+    for (const [tool, outcome] of [
+      ['echo', 'ok'],
+      ['echo', 'invalid_arguments'],
+      ['fail', 'tool_error'],
+      ['slow', 'timeout'],
+    ])
+      expect(counted).toContain(`server="${server.id}",tool="${tool}",outcome="${outcome}"} 1`);
   });
 
   it('when no enabled tool has the capability, then planning fails naming it; disabling a server takes its tools away', async () => {

@@ -10,6 +10,7 @@ import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { appendAuditEvent } from '../../../common/audit.js';
 import type { Db } from '../../../common/db.js';
 import { hashJson } from '../../../common/hash.js';
+import { toolCallSeconds, toolCallsTotal } from '../../../common/metrics.js';
 import type { TaskRef } from '../../../workflows/task/definitions.js';
 import type { ToolClients } from './clients.js';
 import type { DiscoveredTool, ToolServer } from '../../../common/tool-registry.js';
@@ -128,6 +129,9 @@ export async function callTool(o: CallOptions): Promise<ToolCallResult> {
       if (tick) clearInterval(tick);
     }
   }
+  toolCallsTotal.inc({ server: result.server, tool: result.tool, outcome: result.outcome });
+  if (result.outcome !== 'invalid_arguments')
+    toolCallSeconds.observe({ server: result.server, tool: result.tool }, result.durationMs / 1000);
   await appendAuditEvent(o.db, {
     tenantId: o.task.tenantId,
     actor: 'worker:execution',
