@@ -22,14 +22,13 @@ import { TaskIdSchema, TaskRequestSchema } from '../workflows/task/definitions.j
 import type { AppDeps } from './app.js';
 import { isTemporalUnavailable } from './dependencies.js';
 import { HttpProblem } from './errors.js';
-import { principalOf, type Principal } from './principal.js';
+import { hasRole, principalOf, type Principal } from './principal.js';
 import {
   artifactHref,
   decideTask,
   DecisionBodySchema,
   getTask,
   getTaskArtifact,
-  hasRole,
   listPendingApprovals,
   listTaskArtifacts,
   listTasks,

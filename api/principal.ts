@@ -98,11 +98,15 @@ export function principalOf(res: Response): Principal {
   return principal;
 }
 
+/** Whether the principal has the role; admin implies every role. */
+export function hasRole(principal: Pick<Principal, 'roles'>, role: Role): boolean {
+  return principal.roles.includes(role) || principal.roles.includes('admin');
+}
+
 /** Route guard: the caller needs this role (admin implies every role). A missing role is 403 problem+json. */
 export function requireRole(role: Role): RequestHandler {
   return (_req, res, next) => {
-    const principal = principalOf(res);
-    if (principal.roles.includes(role) || principal.roles.includes('admin')) return next();
+    if (hasRole(principalOf(res), role)) return next();
     throw new HttpProblem(403, 'Forbidden', `this route needs the ${role} role`);
   };
 }

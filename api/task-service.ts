@@ -40,7 +40,7 @@ import { TaskStatusKey, TenantKey } from '../temporal/search-attributes.js';
 import { queueFor } from '../temporal/task-queues.js';
 import type { AppDeps } from './app.js';
 import { conflict, HttpProblem, notFound, validationProblem } from './errors.js';
-import type { Principal } from './principal.js';
+import { hasRole, type Principal } from './principal.js';
 import { checkSpec } from './spec-input.js';
 
 export type TaskServiceDeps = Pick<AppDeps, 'temporal' | 'db' | 'config'>;
@@ -86,10 +86,6 @@ export const TASK_ROLES = {
   decide: 'approver',
 } as const satisfies Record<string, Role>;
 export type TaskOperation = keyof typeof TASK_ROLES;
-
-export function hasRole(principal: Pick<Principal, 'roles'>, role: Role): boolean {
-  return principal.roles.includes(role) || principal.roles.includes('admin');
-}
 
 /** 403 problem (extra.role names the role) unless the principal may perform the operation. */
 export function authorize(principal: Pick<Principal, 'roles'>, operation: TaskOperation): void {

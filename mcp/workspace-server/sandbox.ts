@@ -80,6 +80,11 @@ function findExecutable(candidates: string[]): string | undefined {
 }
 
 const SETPRIV = findExecutable(['/usr/bin/setpriv', '/bin/setpriv']);
+
+/** `argv` under `setpriv --pdeathsig KILL` (util-linux) where available: it dies when its parent dies. */
+export function withParentDeathSignal(argv: readonly string[]): string[] {
+  return SETPRIV ? [SETPRIV, '--pdeathsig', 'KILL', '--', ...argv] : [...argv];
+}
 const PRLIMIT = findExecutable(['/usr/bin/prlimit', '/bin/prlimit']);
 const SH = findExecutable(['/bin/sh', '/usr/bin/sh']) ?? '/bin/sh';
 /** The launcher's own environment: /proc/1/environ inside the sandbox shows it, so it holds nothing else. */
@@ -115,7 +120,7 @@ export interface HostRunResult {
  * `maxOutputBytes`; on timeout, output overflow or abort the whole group is SIGKILLed at once.
  */
 export function runOnHost(file: string, args: readonly string[], opts: HostRunOptions): Promise<HostRunResult> {
-  const [cmd, cmdArgs] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]] : [file, [...args]];
+  const [cmd = file, ...cmdArgs] = withParentDeathSignal([file, ...args]);
   return new Promise<HostRunResult>((resolve, reject) => {
     const started = performance.now();
     const child = spawn(cmd, cmdArgs, {

@@ -12,32 +12,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectSandbox, type SandboxInfo } from '../../mcp/workspace-server/sandbox.js';
+import { call, connectWorkspaceServer, workspaceServerTransport, type Called } from '../helpers/workspace-server.js';
 
-const MAIN = path.resolve('mcp/workspace-server/main.ts');
-/** The server finds bwrap the way this process does (the client transport passes only a few variables by default). */
-const BWRAP_ENV = Object.fromEntries(
-  ['BWRAP_PATH', 'XDG_CACHE_HOME'].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])),
-) as Record<string, string>;
 const SECRET = `s3cret-${process.pid}-${Date.now()}`;
-
-interface Called {
-  isError: boolean;
-  text: string;
-  data: Record<string, unknown>;
-}
-
-async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<Called> {
-  const result = await client.callTool({ name, arguments: args });
-  const content = result.content as { type: string; text?: string }[];
-  return {
-    isError: result.isError === true,
-    text: content.map((c) => c.text ?? '').join('\n'),
-    data: (result.structuredContent ?? {}) as Record<string, unknown>,
-  };
-}
 
 /** run_command that must run in the sandbox: a refusal for want of one fails the test with the detection reason. */
 async function runConfined(client: Client, args: Record<string, unknown>): Promise<Called> {
@@ -47,18 +26,8 @@ async function runConfined(client: Client, args: Record<string, unknown>): Promi
   return result;
 }
 
-async function startServer(root: string, env: Record<string, string>): Promise<Client> {
-  const client = new Client({ name: 'escape-test', version: '1.0.0' });
-  await client.connect(
-    new StdioClientTransport({
-      command: process.execPath,
-      args: ['--import', 'tsx', MAIN, '--root', root],
-      cwd: process.cwd(),
-      env: { ...BWRAP_ENV, AGENCY_TEST_SECRET: SECRET, ...env },
-      stderr: 'ignore',
-    }),
-  );
-  return client;
+function startServer(root: string, env: Record<string, string>): Promise<Client> {
+  return connectWorkspaceServer(root, { AGENCY_TEST_SECRET: SECRET, ...env }, 'escape-test');
 }
 
 async function alive(client: Client): Promise<void> {
@@ -384,13 +353,7 @@ describe('escapes from the workspace server', () => {
 
   it('when the server is killed mid-command, then the sandboxed command dies with it', async () => {
     const marker = `orphan-${process.pid}-${Date.now()}`;
-    const transport = new StdioClientTransport({
-      command: process.execPath,
-      args: ['--import', 'tsx', MAIN, '--root', root],
-      cwd: process.cwd(),
-      env: BWRAP_ENV,
-      stderr: 'ignore',
-    });
+    const transport = workspaceServerTransport(root);
     const doomed = new Client({ name: 'doomed', version: '1.0.0' });
     await doomed.connect(transport);
     const pending = doomed

@@ -7,33 +7,12 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { type Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectSandbox, type SandboxInfo } from '../../mcp/workspace-server/sandbox.js';
+import { call, connectWorkspaceServer } from '../helpers/workspace-server.js';
 
-const MAIN = path.resolve('mcp/workspace-server/main.ts');
-/** The server finds bwrap the way this process does (the client transport passes only a few variables by default). */
-const BWRAP_ENV = Object.fromEntries(
-  ['BWRAP_PATH', 'XDG_CACHE_HOME'].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])),
-) as Record<string, string>;
 const sha = (s: string | Buffer): string => createHash('sha256').update(s).digest('hex');
-
-interface Called {
-  isError: boolean;
-  text: string;
-  data: Record<string, unknown>;
-}
-
-async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<Called> {
-  const result = await client.callTool({ name, arguments: args });
-  const content = result.content as { type: string; text?: string }[];
-  return {
-    isError: result.isError === true,
-    text: content.map((c) => c.text ?? '').join('\n'),
-    data: (result.structuredContent ?? {}) as Record<string, unknown>,
-  };
-}
 
 async function makeRepo(): Promise<string> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'workspace-'));
@@ -59,16 +38,7 @@ describe('workspace MCP server over stdio', () => {
   beforeAll(async () => {
     sandbox = await detectSandbox();
     root = await makeRepo();
-    client = new Client({ name: 'workspace-test', version: '1.0.0' });
-    await client.connect(
-      new StdioClientTransport({
-        command: process.execPath,
-        args: ['--import', 'tsx', MAIN, '--root', root],
-        cwd: process.cwd(),
-        env: BWRAP_ENV,
-        stderr: 'ignore',
-      }),
-    );
+    client = await connectWorkspaceServer(root);
   });
 
   afterAll(async () => {

@@ -6,7 +6,6 @@
  * its own servers; it runs under `setpriv --pdeathsig KILL`, so it cannot outlive a worker that is killed outright.
  * An http server gets its Authorization header from the secret its entry names (an environment variable).
  */
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,17 +16,9 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ToolListChangedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { PROJECT_ROOT } from '../../../common/config.js';
+import { withParentDeathSignal } from '../../../mcp/workspace-server/sandbox.js';
 import type { Logger } from '../../../common/logger.js';
 import type { DiscoveredTool, ToolServer } from '../../../common/tool-registry.js';
-
-const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-});
 
 const BASE_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ'];
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -107,10 +98,10 @@ export class ToolClients {
       if (value !== undefined) env[name] = value;
     }
     if (server.tenantId === null) Object.assign(env, this.opts.platformEnv);
-    const argv = [expand(server.command!), ...server.args.map(expand)];
+    const [command = '', ...args] = withParentDeathSignal([expand(server.command!), ...server.args.map(expand)]);
     const transport = new StdioClientTransport({
-      command: SETPRIV ?? argv[0]!,
-      args: SETPRIV ? ['--pdeathsig', 'KILL', '--', ...argv] : argv.slice(1),
+      command,
+      args,
       env,
       cwd: server.tenantId === null ? PROJECT_ROOT : workspace,
       stderr: 'pipe',
@@ -185,11 +176,6 @@ export class ToolClients {
     }
     const conn = await pending;
     return conn.limit(() => fn(conn.client));
-  }
-
-  /** Closes the connections of one server (after a refresh, or when it is disabled). */
-  async closeServer(serverId: string): Promise<void> {
-    await this.closeWhere((key) => key === serverId || key.startsWith(`${serverId}@`));
   }
 
   /** Closes the connections that serve a workspace (its task is done). */
