@@ -337,7 +337,7 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
           server: s,
           tool: t,
           args,
-          timeoutMs: request.timeoutSeconds ? request.timeoutSeconds * 1000 + 5_000 : undefined,
+          timeoutMs: bound.timeoutMs,
           signal: ctx.cancellationSignal,
           heartbeat: () => ctx.heartbeat(),
           subject: `step-${index}`,
