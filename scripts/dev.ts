@@ -10,8 +10,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { cp, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { loadConfigOrExit, PROJECT_ROOT } from '../common/config.js';
 import { createDb, migrate } from '../common/db.js';
@@ -53,25 +55,41 @@ async function stopAll(code: number): Promise<never> {
 process.once('SIGINT', () => void stopAll(0));
 process.once('SIGTERM', () => void stopAll(0));
 
+// The API's and the workers' logs are JSON lines (as in production, where they go to stdout). Here they go to files
+// under .agency/logs/, so the demo's progress stays readable; warnings and errors are also shown, one line each.
+const logDir = path.join(config.AGENCY_HOME, 'logs');
+const LEVELS: Record<number, string> = { 40: 'warn', 50: 'error', 60: 'fatal' };
+
+function readable(name: string, line: string): string | undefined {
+  try {
+    const entry = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string } };
+    const level = LEVELS[entry.level ?? 0];
+    if (!level) return undefined;
+    return `[${name}] ${level}: ${entry.msg ?? ''}${entry.err?.message ? ` (${entry.err.message})` : ''}`;
+  } catch {
+    return `[${name}] ${line}`; // not JSON: a crash's stack trace, say
+  }
+}
+
 function startChild(name: string, script: string): ChildProcess {
+  const file = path.join(logDir, `${name}.log`);
+  const out = createWriteStream(file, { flags: 'a' });
   const child = spawn(process.execPath, ['--import', 'tsx', script], {
     cwd: PROJECT_ROOT,
     env: process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const prefix = (chunk: Buffer): string =>
-    chunk
-      .toString()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => `[${name}] ${l}\n`)
-      .join('');
-  // Logs are JSON lines; keep them visible but out of the way of the demo's own output.
-  child.stdout?.on('data', (c: Buffer) => process.stderr.write(prefix(c)));
-  child.stderr?.on('data', (c: Buffer) => process.stderr.write(prefix(c)));
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.pipe(out, { end: false });
+    createInterface({ input: stream }).on('line', (line) => {
+      const shown = readable(name, line);
+      if (shown) process.stderr.write(`${shown}\n`);
+    });
+  }
   child.once('exit', (code, signal) => {
+    out.end();
     if (!stopping) {
-      say(`${name} exited (${code ?? signal}); stopping`);
+      say(`${name} exited (${code ?? signal}); its log is ${file}; stopping`);
       void stopAll(1);
     }
   });
@@ -139,8 +157,10 @@ try {
   const auth = { 'x-api-key': apiKey };
   say(applied.length ? `database: applied ${applied.join(', ')}` : 'database: up to date');
 
+  await mkdir(logDir, { recursive: true });
   startChild('workers', 'workers/main.ts');
   startChild('api', 'api/server.ts');
+  say(`logs:   ${path.join(logDir, 'workers.log')}, ${path.join(logDir, 'api.log')} (JSON lines; warnings shown here)`);
   const api = `http://${config.API_HOST === '0.0.0.0' ? '127.0.0.1' : config.API_HOST}:${config.API_PORT}`;
   await waitFor(`${api}/health`, 60_000);
   say(`API:    ${api}  (health: ${api}/health)`);

@@ -8,7 +8,7 @@
  *   npx tsx temporal/dev-server.ts status
  */
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
@@ -27,6 +27,12 @@ export interface DevServerOptions {
   /** Directory for the SQLite file, pid file and log. */
   stateDir: string;
   log?: (line: string) => void;
+  /** The CLI to run; default: ensureTemporalCli() (found on PATH or in the cache, else built). */
+  cli?: string;
+  /** How long a started server may stay silent before its first log line (default 180 s: a cold start on a busy machine). */
+  firstOutputTimeoutMs?: number;
+  /** How long after its first log line the server has to answer (default 60 s). */
+  answerTimeoutMs?: number;
 }
 
 export interface DevServer {
@@ -71,12 +77,64 @@ async function readPid(file: string): Promise<number | undefined> {
   }
 }
 
+/** Signals the server's process group (it is started detached, as a group leader), else the process alone. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
 async function stopPid(pid: number, timeoutMs = 15_000): Promise<void> {
   if (!processAlive(pid)) return;
-  process.kill(pid, 'SIGTERM');
+  signal(pid, 'SIGTERM');
   const deadline = Date.now() + timeoutMs;
   while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+  if (processAlive(pid)) signal(pid, 'SIGKILL');
+}
+
+async function sizeOf(file: string): Promise<number> {
+  return (await stat(file).catch(() => ({ size: 0 }))).size;
+}
+
+/** What the server wrote to its log since `offset`, the last 3,000 characters of it. */
+async function logTail(file: string, offset: number): Promise<string> {
+  const text = (await readFile(file).catch(() => Buffer.alloc(0))).subarray(offset).toString('utf8');
+  return text.length ? text.slice(-3_000) : '(nothing)';
+}
+
+/**
+ * Waits until the server answers. Two clocks: a started server that has printed nothing yet is still loading (a
+ * cold binary on a busy machine), so it gets `firstOutputTimeoutMs`; once it has printed its first line it has
+ * `answerTimeoutMs` to answer. Throws with the tail of its log when it exits or either clock runs out.
+ */
+async function awaitAnswer(
+  address: string,
+  pid: number,
+  logFile: string,
+  offset: number,
+  limits: { firstOutputTimeoutMs: number; answerTimeoutMs: number },
+): Promise<void> {
+  const spawnedAt = Date.now();
+  let firstOutputAt: number | undefined;
+  const failure = async (what: string): Promise<Error> =>
+    new Error(`the Temporal dev server ${what}; its log ends with:\n${await logTail(logFile, offset)}`);
+  while (!(await isTemporalUp(address))) {
+    if (!processAlive(pid)) throw await failure('exited during start-up');
+    if (firstOutputAt === undefined && (await sizeOf(logFile)) > offset) firstOutputAt = Date.now();
+    if (firstOutputAt === undefined && Date.now() - spawnedAt > limits.firstOutputTimeoutMs)
+      throw await failure(`printed nothing within ${limits.firstOutputTimeoutMs / 1000} s of its start`);
+    if (firstOutputAt !== undefined && Date.now() - firstOutputAt > limits.answerTimeoutMs)
+      throw await failure(
+        `did not answer at ${address} within ${limits.answerTimeoutMs / 1000} s of its first log line`,
+      );
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
@@ -103,7 +161,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     return { address, uiUrl, namespace, started: false, stop: () => Promise.resolve() };
   }
 
-  const cli = await ensureTemporalCli({ log });
+  const cli = opts.cli ?? (await ensureTemporalCli({ log }));
   const args = [
     'server',
     'start-dev',
@@ -120,7 +178,9 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     ...(ui ? ['--ui-port', String(uiPort)] : ['--headless']),
     ...(ui && opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
   ];
-  const logFile = await open(path.join(opts.stateDir, `temporal-${port}.log`), 'a');
+  const logPath = path.join(opts.stateDir, `temporal-${port}.log`);
+  const offset = await sizeOf(logPath); // the log is appended to across restarts: this start's lines begin here
+  const logFile = await open(logPath, 'a');
   const child = spawn(cli, args, { detached: true, stdio: ['ignore', logFile.fd, logFile.fd] });
   await logFile.close();
   child.unref();
@@ -129,22 +189,22 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   await writeFile(pidFile, String(pid));
   log(`started Temporal dev server (pid ${pid}) at ${address}${uiUrl ? `, Web UI ${uiUrl}` : ''}`);
 
-  const deadline = Date.now() + 60_000;
-  while (!(await isTemporalUp(address))) {
-    if (!processAlive(pid)) {
-      const tail = (await readFile(path.join(opts.stateDir, `temporal-${port}.log`), 'utf8').catch(() => '')).slice(
-        -2000,
-      );
-      throw new Error(`the Temporal dev server exited during start-up; its log ends with:\n${tail}`);
-    }
-    if (Date.now() > deadline) throw new Error(`the Temporal dev server did not answer at ${address} within 60 s`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  const connection = await Connection.connect({ address });
   try {
-    await setupNamespace(connection, namespace);
-  } finally {
-    await connection.close();
+    await awaitAnswer(address, pid, logPath, offset, {
+      firstOutputTimeoutMs: opts.firstOutputTimeoutMs ?? 180_000,
+      answerTimeoutMs: opts.answerTimeoutMs ?? 60_000,
+    });
+    const connection = await Connection.connect({ address });
+    try {
+      await setupNamespace(connection, namespace);
+    } finally {
+      await connection.close();
+    }
+  } catch (err) {
+    // A failed start stops what it started: nothing keeps serving on the port after its state is gone.
+    await stopPid(pid, 5_000);
+    await rm(pidFile, { force: true });
+    throw err;
   }
 
   return {

@@ -43,7 +43,13 @@ export async function setup(project: TestProject): Promise<void> {
   stateDir = await mkdtemp(path.join(os.tmpdir(), 'agency-test-'));
   const reuse = process.env.TEST_TEMPORAL_ADDRESS;
   const [host, port] = reuse ? reuse.split(':') : ['127.0.0.1', String(await freePort())];
-  server = await startDevServer({ host, port: Number(port), ui: false, namespace: 'agency', stateDir });
+  // A failed start stops its server and puts the tail of the server's log in the error, so the directory can go.
+  server = await startDevServer({ host, port: Number(port), ui: false, namespace: 'agency', stateDir }).catch(
+    async (err: unknown) => {
+      await rm(stateDir!, { recursive: true, force: true });
+      throw err;
+    },
+  );
 
   // One database per run (dropped at teardown), so concurrent runs on one machine never share state.
   databaseUrl = process.env.TEST_DATABASE_URL ?? adminUrl.replace(/\/[^/]*$/, `/agency_test_${process.pid}`);
