@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { POOL_NAMES, type PoolName } from '../temporal/task-queues.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -23,7 +24,8 @@ const duration = z
   .regex(/^\d+(ms|s|m|h)$/, 'expected a duration such as 500ms, 30s, 5m or 2h')
   .transform(parseDuration);
 
-const POOLS = ['orchestration', 'planning', 'council', 'execution', 'inference', 'federation'] as const;
+/** The pools of the registry (temporal/task-queues.ts); WORKER_QUEUES picks among them. */
+const POOLS = POOL_NAMES;
 
 /** Key material that never shows in logs, JSON or util.inspect; reveal() hands the bytes to the codec. */
 export class SecretKey {
@@ -210,7 +212,7 @@ export const ConfigSchema = z.object({
 });
 
 export type Config = z.output<typeof ConfigSchema> & { SIGNING_KEY_DIR: string };
-export type Pool = (typeof POOLS)[number];
+export type Pool = PoolName;
 export const ALL_POOLS: readonly Pool[] = POOLS;
 
 export class ConfigError extends Error {

@@ -1,6 +1,7 @@
 /**
- * The worker-pool registry: for each pool, how its Worker is built (queue, activities, concurrency).
- * One Worker per task queue; a process runs the pools it is given (workers/main.ts, or a test).
+ * How each pool's Worker is built: its activities (or workflows), on the queue and with the concurrency of the pool
+ * registry (temporal/task-queues.ts). One Worker per task queue; a process runs the pools it is given
+ * (workers/main.ts, or a test).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +16,7 @@ import { PROJECT_ROOT, type Config, type Pool } from '../common/config.js';
 import type { Db } from '../common/db.js';
 import type { Logger } from '../common/logger.js';
 import { dataConverterFromConfig } from '../temporal/codec.js';
-import { queueFor } from '../temporal/task-queues.js';
+import { POOL_QUEUES, queueFor } from '../temporal/task-queues.js';
 
 export interface PoolDeps {
   db: Db;
@@ -39,11 +40,22 @@ type PoolFactory = (ctx: PoolContext) => Promise<Worker>;
 function common(
   ctx: PoolContext,
   pool: Pool,
-): Pick<WorkerOptions, 'connection' | 'namespace' | 'taskQueue' | 'shutdownGraceTime' | 'identity' | 'dataConverter'> {
+): Pick<
+  WorkerOptions,
+  | 'connection'
+  | 'namespace'
+  | 'taskQueue'
+  | 'maxConcurrentActivityTaskExecutions'
+  | 'shutdownGraceTime'
+  | 'identity'
+  | 'dataConverter'
+> {
   return {
     connection: ctx.connection,
     namespace: ctx.namespace,
     taskQueue: queueFor(pool, ctx.prefix),
+    // Undefined (a workflows-only pool) leaves the SDK's default.
+    maxConcurrentActivityTaskExecutions: POOL_QUEUES[pool].maxConcurrentActivities,
     // In-flight activities get this long to finish on SIGTERM; then they are cancelled and the server hands them
     // to another worker once their heartbeat times out.
     shutdownGraceTime: ctx.deps.config.WORKER_SHUTDOWN_GRACE,
@@ -53,8 +65,8 @@ function common(
   };
 }
 
+/** Why each pool exists, and its concurrency, are in the registry (temporal/task-queues.ts). */
 export const POOL_FACTORIES: Record<Pool, PoolFactory> = {
-  // Workflows only: deterministic code, no activities, no I/O.
   orchestration: (ctx) =>
     Worker.create({
       ...common(ctx, 'orchestration'),
@@ -64,7 +76,6 @@ export const POOL_FACTORIES: Record<Pool, PoolFactory> = {
         ? { workflowBundle: { codePath: ctx.deps.config.WORKFLOW_BUNDLE_PATH } }
         : { workflowsPath: path.join(PROJECT_ROOT, 'workflows', 'index.ts') }),
     }),
-  // Planner and model calls: mostly waiting on I/O.
   planning: (ctx) =>
     Worker.create({
       ...common(ctx, 'planning'),
@@ -72,35 +83,26 @@ export const POOL_FACTORIES: Record<Pool, PoolFactory> = {
         ...createPlanningActivities({ db: ctx.deps.db, config: ctx.deps.config, log: ctx.deps.log }),
         ...createAuditActivities({ db: ctx.deps.db, config: ctx.deps.config }),
       },
-      maxConcurrentActivityTaskExecutions: 20,
     }),
-  // Judges: rules are CPU-light; model judges wait on I/O.
   council: (ctx) =>
     Worker.create({
       ...common(ctx, 'council'),
       activities: createCouncilActivities({ db: ctx.deps.db, config: ctx.deps.config, log: ctx.deps.log }),
-      maxConcurrentActivityTaskExecutions: 20,
     }),
-  // Steps and gates run real programs: bounded by the machine's cores.
   execution: (ctx) =>
     Worker.create({
       ...common(ctx, 'execution'),
       activities: createExecutionActivities({ db: ctx.deps.db, config: ctx.deps.config, log: ctx.deps.log }),
-      maxConcurrentActivityTaskExecutions: 4,
     }),
-  // ONNX sessions in one worker thread per process.
   inference: (ctx) =>
     Worker.create({
       ...common(ctx, 'inference'),
       activities: createInferenceActivities(ctx.deps.ort),
-      maxConcurrentActivityTaskExecutions: 4,
     }),
-  // Local training and aggregation are CPU-bound.
   federation: (ctx) =>
     Worker.create({
       ...common(ctx, 'federation'),
       activities: createFederationActivities(),
-      maxConcurrentActivityTaskExecutions: 2,
     }),
 };
 

@@ -6,13 +6,11 @@
  *
  * Activities: checkpointAuditChain on agency-planning
  */
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { AuditActivities, CheckpointSummary } from '../../activities/audit/index.js';
-import { prefixOfQueue, queueFor } from '../../temporal/task-queues.js';
+import { proxyOn } from '../proxy.js';
 
 export async function auditCheckpointWorkflow(): Promise<CheckpointSummary | null> {
-  const { checkpointAuditChain } = proxyActivities<AuditActivities>({
-    taskQueue: queueFor('planning', prefixOfQueue(workflowInfo().taskQueue)),
+  const { checkpointAuditChain } = proxyOn<AuditActivities>('planning', {
     // The first checkpoint of a key checks the whole chain; later ones only the events since the previous one.
     startToCloseTimeout: '30 minutes',
     retry: { maximumAttempts: 5 },

@@ -9,32 +9,22 @@
  * Activities: runJudge, recordVerdict, recordEscalation on agency-council.
  * Messages:   query `session`.
  */
-import {
-  CancellationScope,
-  isCancellation,
-  proxyActivities,
-  setHandler,
-  sleep,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { CancellationScope, isCancellation, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { CouncilActivities } from '../../activities/council/index.js';
-import { prefixOfQueue, queueFor } from '../../temporal/task-queues.js';
+import { proxyOn } from '../proxy.js';
 import { decide, uncertainVerdict } from './consensus.js';
 import { JUDGE_IDS, type Dissent, type JudgeVerdict } from './definitions.js';
 import { sessionQuery, type CouncilOutcome, type CouncilRequest, type CouncilSession } from './session.js';
 
 export async function councilDeliberationWorkflow(request: CouncilRequest): Promise<CouncilOutcome> {
-  const prefix = prefixOfQueue(workflowInfo().taskQueue);
   // A judge has the round's time budget and no more (schedule-to-close), but within it a transient provider error
   // (429, 503) is retried rather than turned into an `uncertain` that a veto judge would have to fail closed on.
-  const judges = proxyActivities<CouncilActivities>({
-    taskQueue: queueFor('council', prefix),
+  const judges = proxyOn<CouncilActivities>('council', {
     scheduleToCloseTimeout: request.consensusTimeoutMs,
     retry: { maximumAttempts: 3, initialInterval: '200 milliseconds' },
   });
   // Recording writes the database: short and safe to retry (idempotent by session and phase).
-  const records = proxyActivities<CouncilActivities>({
-    taskQueue: queueFor('council', prefix),
+  const records = proxyOn<CouncilActivities>('council', {
     startToCloseTimeout: '1 minute',
     retry: { maximumInterval: '30 seconds' },
   });

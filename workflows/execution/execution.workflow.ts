@@ -19,17 +19,16 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
-  proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ExecutionActivities } from '../../activities/execution/index.js';
 import type { PlanningActivities } from '../../activities/planning/index.js';
-import { prefixOfQueue, queueFor } from '../../temporal/task-queues.js';
 import { evaluateGates, gateKind, type GateMeasurement } from '../task/policy.js';
 import type { SpecStep } from '../task/spec.js';
 import type { GateOutcome } from '../task/definitions.js';
 import { toolApprovalRequestSignal } from '../task/definitions.js';
+import { proxyOn } from '../proxy.js';
 import { approvalKey, type ToolApprovalDecision, type ToolBinding } from './tools.js';
 import {
   executionPauseSignal,
@@ -61,8 +60,7 @@ const EXECUTION_RETRY = {
 
 /** applyStep for one binding: the tool server's registry timeout (plus a margin for the record) is its timeout. */
 function stepActivity(binding: ToolBinding) {
-  return proxyActivities<ExecutionActivities>({
-    taskQueue: queueFor('execution', prefixOfQueue(workflowInfo().taskQueue)),
+  return proxyOn<ExecutionActivities>('execution', {
     startToCloseTimeout: binding.timeoutMs + 30_000,
     heartbeatTimeout: '10 seconds',
     retry: EXECUTION_RETRY,
@@ -70,21 +68,18 @@ function stepActivity(binding: ToolBinding) {
 }
 
 function activities() {
-  const prefix = prefixOfQueue(workflowInfo().taskQueue);
   return {
     // Steps and gates run programs: they heartbeat every second, so a dead worker is noticed within the heartbeat
     // timeout and the step moves to another worker. Steps are idempotent (recorded under a key; edits guarded),
     // so retrying them is safe.
-    execution: proxyActivities<ExecutionActivities>({
-      taskQueue: queueFor('execution', prefix),
+    execution: proxyOn<ExecutionActivities>('execution', {
       startToCloseTimeout: '1 hour',
       heartbeatTimeout: '10 seconds',
       retry: EXECUTION_RETRY,
     }),
     // Model calls: the activity classifies provider errors (Retry-After honoured; 4xx other than 408/409/429 are
     // not retried) and the budget bounds how many there can be.
-    planning: proxyActivities<PlanningActivities>({
-      taskQueue: queueFor('planning', prefix),
+    planning: proxyOn<PlanningActivities>('planning', {
       startToCloseTimeout: '3 minutes',
       retry: { maximumAttempts: 5, maximumInterval: '1 minute', nonRetryableErrorTypes: ['ModelUnavailable'] },
     }),

@@ -5,10 +5,9 @@
  * Activities: inferenceSelfCheck on agency-inference (ONNX Runtime in a worker thread)
  *             federationSelfCheck on agency-federation (CKKS encrypt/add/decrypt with node-seal)
  */
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { FederationActivities } from '../../activities/federation/index.js';
 import type { InferenceActivities } from '../../activities/inference/index.js';
-import { prefixOfQueue, queueFor } from '../../temporal/task-queues.js';
+import { proxyOn } from '../proxy.js';
 
 export interface SystemCheckResult {
   inference: { ok: boolean; backends: string[] };
@@ -16,11 +15,10 @@ export interface SystemCheckResult {
 }
 
 export async function systemCheckWorkflow(): Promise<SystemCheckResult> {
-  const prefix = prefixOfQueue(workflowInfo().taskQueue);
   // A self-check should answer fast or say the pool is missing: no long retries.
   const options = { scheduleToCloseTimeout: '2 minutes', retry: { maximumAttempts: 3 } } as const;
-  const inference = proxyActivities<InferenceActivities>({ ...options, taskQueue: queueFor('inference', prefix) });
-  const federation = proxyActivities<FederationActivities>({ ...options, taskQueue: queueFor('federation', prefix) });
+  const inference = proxyOn<InferenceActivities>('inference', options);
+  const federation = proxyOn<FederationActivities>('federation', options);
   const [inf, fed] = await Promise.all([inference.inferenceSelfCheck(), federation.federationSelfCheck()]);
   return { inference: inf, federation: fed };
 }

@@ -21,7 +21,6 @@ import {
   startChild,
   type ChildWorkflowHandle,
   isCancellation,
-  proxyActivities,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -29,11 +28,11 @@ import {
 } from '@temporalio/workflow';
 import type { ExecutionActivities } from '../../activities/execution/index.js';
 import type { PlanningActivities } from '../../activities/planning/index.js';
-import { prefixOfQueue, queueFor } from '../../temporal/task-queues.js';
 import { RiskTierKey, TaskStatusKey, TenantKey } from '../../temporal/search-attributes.js';
 import { councilDeliberationWorkflow } from '../council/council-deliberation.workflow.js';
 import { councilSessionId, type CouncilOutcome, type CouncilRequest } from '../council/session.js';
 import { executionWorkflow } from '../execution/execution.workflow.js';
+import { proxyOn } from '../proxy.js';
 import {
   executionPauseSignal,
   toolApprovalDecisionSignal,
@@ -74,12 +73,10 @@ function businessFailure(err: unknown): ApplicationFailure | undefined {
 const MAX_PLAN_ATTEMPTS = 3;
 
 function activities() {
-  const prefix = prefixOfQueue(workflowInfo().taskQueue);
   return {
     // Planning reads files, the database and (with a model) calls it: retried with backoff (a provider's Retry-After
     // is honoured by the activity), but not forever: a provider that stays down fails the task after 10 attempts.
-    planning: proxyActivities<PlanningActivities>({
-      taskQueue: queueFor('planning', prefix),
+    planning: proxyOn<PlanningActivities>('planning', {
       startToCloseTimeout: '3 minutes',
       retry: {
         maximumInterval: '1 minute',
@@ -88,8 +85,7 @@ function activities() {
       },
     }),
     // Clean-up removes the task's workspace copy: idempotent.
-    execution: proxyActivities<ExecutionActivities>({
-      taskQueue: queueFor('execution', prefix),
+    execution: proxyOn<ExecutionActivities>('execution', {
       startToCloseTimeout: '2 minutes',
       retry: { maximumInterval: '30 seconds' },
     }),

@@ -5,9 +5,8 @@
  *
  * Activities: discoverToolServer on agency-execution (where the tool servers run).
  */
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ExecutionActivities } from '../../activities/execution/index.js';
-import { prefixOfQueue, queueFor } from '../../temporal/task-queues.js';
+import { proxyOn } from '../proxy.js';
 
 export interface ToolDiscoveryInput {
   tenantId: string;
@@ -15,8 +14,7 @@ export interface ToolDiscoveryInput {
 }
 
 export async function toolDiscoveryWorkflow(input: ToolDiscoveryInput) {
-  const { discoverToolServer } = proxyActivities<ExecutionActivities>({
-    taskQueue: queueFor('execution', prefixOfQueue(workflowInfo().taskQueue)),
+  const { discoverToolServer } = proxyOn<ExecutionActivities>('execution', {
     // Discovery records an unhealthy server instead of failing, so a retry only covers a lost worker.
     startToCloseTimeout: '2 minutes',
     retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ToolUnavailable'] },

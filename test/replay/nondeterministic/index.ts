@@ -2,14 +2,13 @@
  * A deliberately changed agentTaskWorkflow for the negative replay test: it schedules a different first activity
  * than the recorded histories, which is exactly the unpatched change that replay must catch.
  */
-import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { PlanningActivities } from '../../../activities/planning/index.js';
-import { prefixOfQueue, queueFor } from '../../../temporal/task-queues.js';
+import { proxyOn } from '../../../workflows/proxy.js';
 import type { AgentTaskInput, TaskRef } from '../../../workflows/task/definitions.js';
 
 export async function agentTaskWorkflow(input: AgentTaskInput): Promise<string> {
-  const planning = proxyActivities<PlanningActivities>({
-    taskQueue: queueFor('planning', prefixOfQueue(workflowInfo().taskQueue)),
+  // Only the activity's type matters here: the one call is what the replay must reject.
+  const planning = proxyOn<PlanningActivities>('planning', {
     startToCloseTimeout: '1 minute',
   });
   const task: TaskRef = {
