@@ -9,6 +9,7 @@
  * chain. The application's database role may only insert into these tables (migrations/0003_audit_hardening.sql).
  */
 import pg, { type PoolClient } from 'pg';
+import type { TaskRef } from '../workflows/task/definitions.js';
 import type { Db } from './db.js';
 import { hashJson } from './hash.js';
 import { auditActionLabel, auditEventsTotal } from './metrics.js';
@@ -26,6 +27,14 @@ export interface AuditEventInput {
   correlationId?: string;
   idempotencyKey?: string;
   payload?: Record<string, unknown>;
+}
+
+/** The fields of an event about a task: its tenant, workflow and correlation id, and who acted. */
+export function taskAudit(
+  task: Pick<TaskRef, 'tenantId' | 'workflowId' | 'correlationId'>,
+  actor: string,
+): Pick<AuditEventInput, 'tenantId' | 'actor' | 'workflowId' | 'correlationId'> {
+  return { tenantId: task.tenantId, actor, workflowId: task.workflowId, correlationId: task.correlationId };
 }
 
 export interface AuditEvent extends Required<

@@ -9,7 +9,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { appendAuditEvent } from '../../common/audit.js';
+import { appendAuditEvent, taskAudit } from '../../common/audit.js';
 import { getArtifact, putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
@@ -37,7 +37,7 @@ import { judgeWithModelMetered } from '../planning/llm-planner.js';
 import { toActivityFailure } from '../planning/model-errors.js';
 import { createLanguageModel, type LanguageModel } from '../planning/providers.js';
 import { activityLogger, SILENT } from '../logging.js';
-import { JUDGE_EVALUATORS } from './judges.js';
+import { JUDGE_EVALUATORS } from './judges/index.js';
 
 export interface CouncilDeps {
   db: Db;
@@ -219,12 +219,9 @@ export function createCouncilActivities({ db, config, model: override, log = SIL
         'application/vnd.agency.signed-verdict+json',
       );
       await appendAuditEvent(db, {
-        tenantId: task.tenantId,
-        actor: 'council:session',
+        ...taskAudit(task, 'council:session'),
         action: 'council.verdict',
         subject: record.sessionId,
-        workflowId: task.workflowId,
-        correlationId: task.correlationId,
         idempotencyKey: `${task.executionKey}/council.verdict/${record.sessionId}`,
         payload: {
           phase: record.phase,
@@ -251,12 +248,9 @@ export function createCouncilActivities({ db, config, model: override, log = SIL
       },
     ): Promise<void> {
       await appendAuditEvent(db, {
-        tenantId: task.tenantId,
-        actor: 'council:session',
+        ...taskAudit(task, 'council:session'),
         action: 'council.escalated',
         subject: record.sessionId,
-        workflowId: task.workflowId,
-        correlationId: task.correlationId,
         idempotencyKey: `${task.executionKey}/council.escalated/${record.sessionId}`,
         payload: { phase: record.phase, reason: record.reason, score: record.score, subjectHash: record.subjectHash },
       });

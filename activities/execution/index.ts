@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Context, ApplicationFailure } from '@temporalio/activity';
-import { appendAuditEvent } from '../../common/audit.js';
+import { appendAuditEvent, taskAudit } from '../../common/audit.js';
 import { putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
@@ -227,12 +227,9 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
     const digest = (r: ToolCallResult) => hashJson(r.structured ?? r.text);
     if (digest(other) === digest(primary)) return '';
     await appendAuditEvent(db, {
-      tenantId: task.tenantId,
-      actor,
+      ...taskAudit(task, actor),
       action: 'tool.conflict',
       subject: `step-${index}`,
-      workflowId: task.workflowId,
-      correlationId: task.correlationId,
       idempotencyKey: `${task.executionKey}/step-${index}/tool-conflict`,
       payload: {
         kind: 'tool_disagreement',
@@ -274,11 +271,8 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
       const { stdout } = await git('git', ['rev-parse', 'HEAD'], { cwd: workdir });
       const baseCommit = stdout.trim();
       await appendAuditEvent(db, {
-        tenantId: task.tenantId,
-        actor,
+        ...taskAudit(task, actor),
         action: 'workspace.prepared',
-        workflowId: task.workflowId,
-        correlationId: task.correlationId,
         idempotencyKey: `${task.executionKey}/workspace.prepared`,
         payload: { baseCommit },
       });
@@ -316,12 +310,9 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
       const args = { ...request.arguments };
       if (server.tenantId === null && EDIT_TOOLS.has(tool.name) && args.expected_sha256 === undefined) {
         const intent = await appendAuditEvent(db, {
-          tenantId: task.tenantId,
-          actor,
+          ...taskAudit(task, actor),
           action: 'step.intent',
           subject: `step-${index}`,
-          workflowId: task.workflowId,
-          correlationId: task.correlationId,
           idempotencyKey: `${key}/intent`,
           payload: { tool: tool.name, expected_sha256: await fileHash(workdir, String(args.path)) },
         });
@@ -349,12 +340,9 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
       }
       const outcome = stepOutcome(index, step, result, conflictNote);
       await appendAuditEvent(db, {
-        tenantId: task.tenantId,
-        actor,
+        ...taskAudit(task, actor),
         action: 'step.applied',
         subject: `step-${index}`,
-        workflowId: task.workflowId,
-        correlationId: task.correlationId,
         idempotencyKey: key,
         payload: { ...outcome, server: result.server, tool: result.tool, outcome: result.outcome },
       });
@@ -407,12 +395,9 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
         ...measured,
       };
       await appendAuditEvent(db, {
-        tenantId: task.tenantId,
-        actor,
+        ...taskAudit(task, actor),
         action: 'gate.evaluated',
         subject: gate.name,
-        workflowId: task.workflowId,
-        correlationId: task.correlationId,
         idempotencyKey: `${task.executionKey}/gate-${gate.name}/${ctx.info.activityId}`,
         payload: { ...outcome },
       });

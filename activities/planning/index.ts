@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/activity';
-import { appendAuditEvent } from '../../common/audit.js';
+import { appendAuditEvent, taskAudit } from '../../common/audit.js';
 import { putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
@@ -310,12 +310,11 @@ export function createPlanningActivities({ db, config, model: override, log = SI
       payload: Record<string, unknown>,
       suffix?: string,
     ): Promise<void> {
+      const actor =
+        action.startsWith('approval.') && typeof payload.approver === 'string' ? payload.approver : 'system';
       await appendAuditEvent(db, {
-        tenantId: task.tenantId,
-        actor: action.startsWith('approval.') && typeof payload.approver === 'string' ? payload.approver : 'system',
+        ...taskAudit(task, actor),
         action,
-        workflowId: task.workflowId,
-        correlationId: task.correlationId,
         idempotencyKey: `${task.executionKey}/${action}${suffix ? `/${suffix}` : ''}`,
         payload,
       });

@@ -7,8 +7,10 @@
  * Scores come from rules, not from a model, and the output says so (`method: 'heuristic'`).
  */
 
+import { detectCommand, detectScript, type CommandFinding } from '../../common/detectors.js';
+import type { RiskTier } from '../../workflows/task/spec.js';
+
 export type RiskDimension = 'technical' | 'ethical' | 'operational' | 'business';
-export type RiskTier = 1 | 2 | 3;
 export type EvidenceKind = 'path' | 'size' | 'secret' | 'command' | 'licence' | 'data' | 'spec';
 
 export interface RiskEvidence {
@@ -239,25 +241,8 @@ interface CommandRule {
   label: string;
   tier: RiskTier;
   impact: Partial<Record<RiskDimension, number>>;
-  /** Tested against the argument vector and against shell text. */
-  test(argv: readonly string[], text: string): boolean;
-}
-
-const SHELLS = new Set(['sh', 'bash', 'zsh', 'dash', 'ksh', 'fish']);
-const SQL_CLIENTS = new Set([
-  'psql',
-  'mysql',
-  'mariadb',
-  'sqlite3',
-  'sqlcmd',
-  'cockroach',
-  'clickhouse-client',
-  'duckdb',
-]);
-
-function isRmRecursive(argv: readonly string[]): boolean {
-  if (basename(argv[0]) !== 'rm') return false;
-  return argv.slice(1).some((a) => /^-[a-zA-Z]*[rR]/.test(a) || a === '--recursive');
+  /** Whether a detector's finding (common/detectors.ts) is one of this rule's. */
+  matches: (finding: CommandFinding) => boolean;
 }
 
 const COMMAND_RULES: readonly CommandRule[] = [
@@ -265,73 +250,62 @@ const COMMAND_RULES: readonly CommandRule[] = [
     label: 'recursive delete (rm -r)',
     tier: 1,
     impact: { operational: 0.7, technical: 0.2 },
-    test: (argv, text) => isRmRecursive(argv) || /(^|[;&|(\s])rm\s+(-[a-zA-Z]*[rR][a-zA-Z]*|--recursive)\b/.test(text),
+    matches: (f) => f.kind === 'recursive-delete',
   },
   {
     label: 'destructive SQL (DROP / TRUNCATE)',
     tier: 1,
     impact: { operational: 0.7, business: 0.4 },
     // Only where SQL runs: a SQL client, a shell script or a planned script (not, say, a commit message).
-    test: (argv, text) =>
-      (argv.length === 0 || SQL_CLIENTS.has(basename(argv[0])) || SHELLS.has(basename(argv[0]))) &&
-      /\b(drop\s+(table|database|schema|view|index|column)|truncate\s+(table\s+)?[\w"`.]+)/i.test(text),
+    matches: (f) => f.kind === 'destructive-sql' && f.executed,
   },
   {
     label: 'force push',
     tier: 1,
     impact: { operational: 0.6 },
-    test: (argv, text) =>
-      (basename(argv[0]) === 'git' &&
-        argv.includes('push') &&
-        argv.some((a) => a === '-f' || a.startsWith('--force') || /^\+[^+]/.test(a))) ||
-      /\bgit\s+push\b[^;&|]*\s(-f|--force)/.test(text),
+    matches: (f) => f.kind === 'force-push',
   },
   {
     label: 'world-writable permissions (chmod 777)',
     tier: 1,
     impact: { technical: 0.5, operational: 0.2 },
-    test: (argv, text) =>
-      (basename(argv[0]) === 'chmod' && argv.some((a) => /^0?777$|^a\+rwx$|^[ugo]*\+rwx$/.test(a))) ||
-      /\bchmod\s+(-R\s+)?(0?777|a\+rwx)\b/.test(text),
+    matches: (f) => f.kind === 'world-writable',
   },
   {
     label: 'piping a download into a shell (curl | sh)',
     tier: 1,
     impact: { technical: 0.7, operational: 0.3 },
-    test: (_argv, text) => /\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(ba|z|da|k)?sh\b/.test(text),
+    matches: (f) => f.kind === 'pipe-to-shell',
   },
   {
     label: 'disk or device overwrite (mkfs / dd)',
     tier: 1,
     impact: { operational: 0.8 },
-    test: (argv, text) => /^mkfs(\.|$)/.test(basename(argv[0])) || /\bdd\b[^;&|]*\bof=\/dev\//.test(text),
+    matches: (f) => f.kind === 'format-disk' || (f.kind === 'raw-disk-write' && f.device),
   },
   {
     label: 'infrastructure teardown (terraform destroy / kubectl delete)',
     tier: 1,
     impact: { operational: 0.7, business: 0.3 },
-    test: (_argv, text) => /\bterraform\s+destroy\b|\bkubectl\s+delete\b|\bhelm\s+(uninstall|delete)\b/.test(text),
+    matches: (f) => f.kind === 'infra-teardown',
   },
   {
     label: 'deploy or publish (terraform apply, kubectl apply, helm upgrade, npm publish, docker push)',
     tier: 2,
     impact: { operational: 0.5, business: 0.2 },
-    test: (_argv, text) =>
-      /\bterraform\s+apply\b|\bkubectl\s+(apply|replace|patch)\b|\bhelm\s+(install|upgrade)\b|\b(npm|pnpm|yarn)\s+publish\b|\bdocker\s+push\b/.test(
-        text,
-      ),
+    matches: (f) => f.kind === 'deploy',
   },
   {
     label: 'history rewrite or hard reset (git reset --hard, git clean -x)',
     tier: 2,
     impact: { operational: 0.3 },
-    test: (_argv, text) => /\bgit\s+(reset\s+--hard|clean\s+-[a-zA-Z]*[xX])/.test(text),
+    matches: (f) => f.kind === 'history-rewrite',
   },
   {
     label: 'privilege escalation (sudo)',
     tier: 2,
     impact: { operational: 0.3, technical: 0.2 },
-    test: (argv, text) => basename(argv[0]) === 'sudo' || /(^|[;&|]\s*)sudo\s/.test(text),
+    matches: (f) => f.kind === 'sudo',
   },
 ];
 
@@ -537,9 +511,12 @@ function dataFindings(files: readonly string[], contents: Record<string, string>
 
 function commandFindings(commands: readonly string[][], contents: Record<string, string>): Finding[] {
   const findings: Finding[] = [];
-  const scripts = Object.entries(contents).filter(([file]) => SCRIPT_PATH.test(normalisePath(file)));
+  const detected = commands.filter((argv) => argv.length > 0).map((argv) => ({ argv, found: detectCommand(argv) }));
+  const scripts = Object.entries(contents)
+    .filter(([file]) => SCRIPT_PATH.test(normalisePath(file)))
+    .map(([file, text]) => ({ file, found: detectScript(text) }));
   for (const rule of COMMAND_RULES) {
-    const run = commands.filter((argv) => argv.length > 0 && rule.test(argv, commandText(argv)));
+    const run = detected.filter((c) => c.found.some(rule.matches)).map((c) => c.argv);
     if (run.length) {
       findings.push({
         kind: 'command',
@@ -550,7 +527,7 @@ function commandFindings(commands: readonly string[][], contents: Record<string,
     }
     // A script written now runs later (a migration, a CI job): one tier less pressing than running it here, except
     // destructive SQL in a migration, which is exactly what tier 1 is for.
-    const written = scripts.filter(([, text]) => rule.test([], text)).map(([file]) => normalisePath(file));
+    const written = scripts.filter((s) => s.found.some(rule.matches)).map((s) => normalisePath(s.file));
     if (written.length) {
       const sqlDrop = rule.label.startsWith('destructive SQL');
       findings.push({
@@ -631,14 +608,6 @@ function normaliseWeights(partial: Partial<Record<RiskDimension, number>> | unde
   return weights;
 }
 
-/** The text a command runs: the script of `sh -c <script>`, else the argv joined by spaces. */
-function commandText(argv: readonly string[]): string {
-  const shell = basename(argv[0]);
-  const c = argv.indexOf('-c');
-  if (SHELLS.has(shell) && c !== -1 && argv[c + 1] !== undefined) return argv[c + 1] ?? '';
-  return argv.join(' ');
-}
-
 function firstMatchingLine(text: string, pattern: RegExp): number | undefined {
   const lines = text.split('\n');
   const index = lines.findIndex((line) => pattern.test(line));
@@ -656,10 +625,6 @@ function lineCount(text: string): number {
 
 function normalisePath(p: string): string {
   return p.replace(/\\/g, '/').replace(/^\.\//, '');
-}
-
-function basename(p: string | undefined): string {
-  return (p ?? '').split('/').pop() ?? '';
 }
 
 function listed(items: readonly string[]): string {

@@ -5,7 +5,7 @@ import {
   evaluateQuality,
   evaluateTechnical,
   JUDGE_EVALUATORS,
-} from '../../activities/council/judges.js';
+} from '../../activities/council/judges/index.js';
 import { parseUnifiedDiff } from '../../activities/council/review.js';
 import { JUDGE_IDS, JudgeVerdictSchema, type JudgeInput } from '../../workflows/council/definitions.js';
 import { WorkingSpecSchema } from '../../workflows/task/spec.js';

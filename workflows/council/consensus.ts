@@ -38,15 +38,16 @@ import {
   type Verdict,
   type Violation,
 } from './definitions.js';
+import type { RiskTier } from '../task/spec.js';
 
 /** Weighted score at or above which the council accepts, by risk tier (1 is the most critical). */
-export const ACCEPT_THRESHOLD: Readonly<Record<1 | 2 | 3, number>> = { 1: 0.8, 2: 0.6, 3: 0.6 };
+export const ACCEPT_THRESHOLD: Readonly<Record<RiskTier, number>> = { 1: 0.8, 2: 0.6, 3: 0.6 };
 export const DEFAULT_MAX_ROUNDS = 2;
 /** The score at which the weighted strategy is tied between reject (below) and the revise band (above). */
 export const TIE_SCORE = 0.5;
 
 export interface ConsensusOptions {
-  tier: 1 | 2 | 3;
+  tier: RiskTier;
   strategy: ConsensusStrategy;
   /** Revise rounds already held: 0 on the first vote. */
   round: number;

@@ -1,13 +1,13 @@
 /** Contracts of the councilDeliberation child workflow (one council session). Workflow-safe. */
 import { defineQuery } from '@temporalio/workflow';
 import type { ArtifactRef, TaskRef, VerdictRecord } from '../task/definitions.js';
-import type { WorkingSpec } from '../task/spec.js';
+import type { RiskTier, WorkingSpec } from '../task/spec.js';
 import type { ActiveWaiver, ConsensusStrategy, Dissent, GateStatus, JudgeId, JudgeVerdict } from './definitions.js';
 
 export interface CouncilRequest {
   task: TaskRef;
   phase: 'plan' | 'result';
-  tier: 1 | 2 | 3;
+  tier: RiskTier;
   strategy: ConsensusStrategy;
   spec: WorkingSpec;
   /** Result phase: the diff, by reference (claim check: large diffs never travel through workflow history). */
@@ -43,7 +43,7 @@ export interface CouncilSession {
   sessionId: string;
   taskId: string;
   phase: 'plan' | 'result';
-  tier: 1 | 2 | 3;
+  tier: RiskTier;
   strategy: ConsensusStrategy;
   status: 'deliberating' | 'decided' | 'escalated';
   rounds: JudgeVerdict[][];

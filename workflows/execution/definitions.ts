@@ -1,7 +1,7 @@
 /** Contracts of the execution child workflow. Workflow-safe. */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { Waiver, GateEvaluation } from '../task/policy.js';
-import type { WorkingSpec } from '../task/spec.js';
+import type { RiskTier, WorkingSpec } from '../task/spec.js';
 import type { ArtifactRef, GateOutcome, StepOutcome, TaskRef, Usage } from '../task/definitions.js';
 import type { AgentToolInfo, ToolApprovalDecision, ToolBinding, ToolGrant } from './tools.js';
 
@@ -45,7 +45,7 @@ export interface ExecutionInput {
   title: string;
   description: string;
   spec: WorkingSpec;
-  tier: 1 | 2 | 3;
+  tier: RiskTier;
   waivers: Waiver[];
   budgets: { maxSteps: number; maxTokens: number; maxCostUsd: number };
   /** Already spent by the parent (planning, judges). */

@@ -6,7 +6,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { ConsensusStrategySchema, type FinalVerdict } from '../council/definitions.js';
 import type { GateEvaluation, TrustScore } from './policy.js';
-import type { WorkingSpec } from './spec.js';
+import type { RiskTier, WorkingSpec } from './spec.js';
 import type { ToolApprovalRequest } from '../execution/tools.js';
 
 export const TASK_STATUSES = [
@@ -154,8 +154,8 @@ export interface ReviewFinding {
 }
 
 export interface RiskSummary {
-  tier: 1 | 2 | 3;
-  specTier: 1 | 2 | 3;
+  tier: RiskTier;
+  specTier: RiskTier;
   score: number;
   method: string;
   dimensions: Record<string, { score: number; evidence: { kind: string; detail: string }[] }>;
@@ -241,7 +241,7 @@ export interface TaskProgress {
   percent: number;
   events: ProgressEvent[];
   paused: boolean;
-  riskTier?: 1 | 2 | 3;
+  riskTier?: RiskTier;
   planHash?: string;
   pendingApproval?: PendingApproval;
   pendingClarification?: { reasons: string[]; deadline: string };

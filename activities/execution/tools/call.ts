@@ -7,7 +7,7 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
-import { appendAuditEvent } from '../../../common/audit.js';
+import { appendAuditEvent, taskAudit } from '../../../common/audit.js';
 import type { Db } from '../../../common/db.js';
 import { hashJson } from '../../../common/hash.js';
 import { toolCallSeconds, toolCallsTotal } from '../../../common/metrics.js';
@@ -133,12 +133,9 @@ export async function callTool(o: CallOptions): Promise<ToolCallResult> {
   if (result.outcome !== 'invalid_arguments')
     toolCallSeconds.observe({ server: result.server, tool: result.tool }, result.durationMs / 1000);
   await appendAuditEvent(o.db, {
-    tenantId: o.task.tenantId,
-    actor: 'worker:execution',
+    ...taskAudit(o.task, 'worker:execution'),
     action: 'tool.called',
     subject: o.subject ?? `${o.server.id}/${o.tool.name}`,
-    workflowId: o.task.workflowId,
-    correlationId: o.task.correlationId,
     payload: {
       server: result.server,
       tool: result.tool,

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/activity';
-import { appendAuditEvent } from '../../../common/audit.js';
+import { appendAuditEvent, taskAudit } from '../../../common/audit.js';
 import type { Db } from '../../../common/db.js';
 import { hashJson } from '../../../common/hash.js';
 import type { Logger } from '../../../common/logger.js';
@@ -201,12 +201,9 @@ export function createToolLayer({ db, clients, log = SILENT }: ToolLayerDeps) {
       for (const step of steps) bindings.push(await bind(task.tenantId, toolRequestOf(step), input.allowedLevel));
       for (const c of conflicts) {
         await appendAuditEvent(db, {
-          tenantId: task.tenantId,
-          actor: 'worker:execution',
+          ...taskAudit(task, 'worker:execution'),
           action: 'tool.conflict',
           subject: c.path ?? c.kind,
-          workflowId: task.workflowId,
-          correlationId: task.correlationId,
           idempotencyKey: `${task.executionKey}/plan-conflict/${input.planHash}/${c.steps.join('-')}`,
           payload: { ...c },
         });
