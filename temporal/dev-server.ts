@@ -8,6 +8,7 @@
  *   npx tsx temporal/dev-server.ts status
  */
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,12 +46,36 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-/** Answers whether a Temporal frontend responds at the address. */
+/** Whether something accepts TCP connections at host:port (no gRPC state involved). */
+function acceptsTcp(address: string, timeoutMs: number): Promise<boolean> {
+  const i = address.lastIndexOf(':');
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: address.slice(0, i), port: Number(address.slice(i + 1)) });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/**
+ * Answers whether a Temporal frontend responds at the address. Every probe uses a fresh gRPC subchannel: grpc-js
+ * otherwise shares one per address across connections, and the exponential back-off it accumulated while the
+ * server was not listening yet (up to 120 s) would keep a server that is up looking down for a minute and more.
+ */
 export async function isTemporalUp(address: string, timeoutMs = 1_500): Promise<boolean> {
+  if (!(await acceptsTcp(address, timeoutMs))) return false;
   let connection: Connection | undefined;
   try {
-    connection = await Connection.connect({ address, connectTimeout: timeoutMs });
-    await connection.workflowService.getSystemInfo({});
+    connection = await Connection.connect({
+      address,
+      connectTimeout: timeoutMs,
+      channelArgs: { 'grpc.use_local_subchannel_pool': 1 },
+    });
+    await connection.withDeadline(Date.now() + timeoutMs, () => connection!.workflowService.getSystemInfo({}));
     return true;
   } catch {
     return false;
