@@ -51,12 +51,15 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const temporal = await createLazyTemporalClient(config);
   const server = await startServer({ temporal, db, config, log });
   log.info({ url: `http://${config.API_HOST}:${config.API_PORT}` }, 'API listening');
-  const shutdown = async (signal: string): Promise<void> => {
-    log.info({ signal }, 'API shutting down');
-    await stopServer(server);
-    await db.end();
-    await temporal.connection.close();
-  };
+  // Once: Ctrl-C in a terminal signals the whole process group, so `npm run dev` sends SIGTERM after the SIGINT.
+  let stopping: Promise<void> | undefined;
+  const shutdown = (signal: string): Promise<void> =>
+    (stopping ??= (async () => {
+      log.info({ signal }, 'API shutting down');
+      await stopServer(server);
+      await db.end();
+      await temporal.connection.close();
+    })());
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
 }

@@ -64,7 +64,8 @@ function readable(name: string, line: string): string | undefined {
   try {
     const entry = JSON.parse(line) as { level?: number; msg?: string; err?: { message?: string } };
     const level = LEVELS[entry.level ?? 0];
-    if (!level) return undefined;
+    // The SDK's notice that a workflows-only or activities-only pool does not poll the other kind: by design.
+    if (!level || /^No (activities|workflows) registered/.test(entry.msg ?? '')) return undefined;
     return `[${name}] ${level}: ${entry.msg ?? ''}${entry.err?.message ? ` (${entry.err.message})` : ''}`;
   } catch {
     return `[${name}] ${line}`; // not JSON: a crash's stack trace, say
