@@ -7,11 +7,15 @@
  *             turns, gates again; roll back an iteration that lowers the score; stop after maxIterations, on
  *             improvement < 0.02, repeated actions or repeated patch failures → diff.
  *             Continues as new after `continueAsNewAfterSteps` tool calls or when Temporal suggests it.
- * Activities: prepareWorkspace, applyStep (one MCP tool call), bindTool, runGate, checkpointWorkspace,
+ * Activities: prepareWorkspace, applyStep (one MCP tool call), bindTool, toolCatalog, runGate, checkpointWorkspace,
  *             restoreCheckpoint, collectDiff on agency-execution; nextAgentAction on agency-planning (model calls).
  * Tools:      the spec's steps arrive bound to registered tools (the parent's resolveToolPlan); an agent turn is bound
  *             when the model proposes it. A step's activity times out at its tool server's registry timeout.
- * Messages:   query `progress`; signals `pause`, `resume` (forwarded by the parent).
+ * Phases:     prepare → firstIteration (specSteps or the agent loop, gates) → selfCorrection (scoreIteration) →
+ *             finish, the one way to end: every phase returns a Stop (reason, detail) or carries on. ExecutionRun
+ *             holds the state and the helpers (apply, runGates, agentTurns, askForApproval, maybeContinueAsNew).
+ * Messages:   query `progress`; signals `pause`, `resume` (forwarded by the parent), `toolApprovalDecision` (the
+ *             parent's answer to this run's `toolApprovalRequest` for a privileged call an agent turn proposed).
  * The workspace copy is left for the parent, which cleans it up once the result has been judged.
  */
 import {
@@ -26,10 +30,9 @@ import type { ExecutionActivities } from '../../activities/execution/index.js';
 import type { PlanningActivities } from '../../activities/planning/index.js';
 import { evaluateGates, gateKind, type GateMeasurement } from '../task/policy.js';
 import type { SpecStep } from '../task/spec.js';
-import type { GateOutcome } from '../task/definitions.js';
-import { toolApprovalRequestSignal } from '../task/definitions.js';
+import { toolApprovalRequestSignal, type GateOutcome, type StepOutcome, type TaskRef } from '../task/definitions.js';
 import { proxyOn } from '../proxy.js';
-import { approvalKey, type ToolApprovalDecision, type ToolBinding } from './tools.js';
+import { approvalKey, type ToolApprovalDecision, type ToolBinding, type ToolGrant } from './tools.js';
 import {
   executionPauseSignal,
   executionProgressQuery,
@@ -86,58 +89,88 @@ function activities() {
   };
 }
 
-export async function executionWorkflow(input: ExecutionInput): Promise<ExecutionResult> {
-  const { execution, planning } = activities();
-  const { task } = input;
-  const state: ExecutionState = input.state ?? {
-    nextStep: 0,
-    stepCounter: input.stepBase,
-    outcomes: [],
-    usage: { ...input.usage },
-    iteration: 1,
-    history: [],
-    seenActions: [],
-  };
-  const stepsAtStart = state.stepCounter;
-  let paused = false;
-  let currentStep = 'starting';
-  setHandler(executionProgressQuery, () => ({
-    iteration: state.iteration,
-    step: currentStep,
-    usage: state.usage,
-    paused,
-  }));
-  setHandler(executionPauseSignal, () => void (paused = true));
-  setHandler(executionResumeSignal, () => void (paused = false));
+/** Why an execution ended: the parent reads the reason and the detail. */
+interface Stop {
+  reason: StopReason;
+  detail: string;
+}
 
-  const budgetExceeded = (): 'steps' | 'tokens' | 'cost' | undefined => {
-    if (state.usage.steps >= input.budgets.maxSteps) return 'steps';
-    if (state.usage.tokens > input.budgets.maxTokens) return 'tokens';
-    if (state.usage.costUsd > input.budgets.maxCostUsd) return 'cost';
+/** The typed early exit of every phase: the phase returns it, and finish (the one way to end) records it. */
+function stop(reason: StopReason, detail: string): Stop {
+  return { reason, detail };
+}
+
+export async function executionWorkflow(input: ExecutionInput): Promise<ExecutionResult> {
+  const run = new ExecutionRun(input);
+  handleMessages(run);
+  await prepare(run);
+  const stopped = (await firstIteration(run)) ?? (await selfCorrection(run)) ?? stop('gates_passed', '');
+  return finish(run, stopped);
+}
+
+/** One run's state: the input, what continue-as-new carries over (`state`), and what the handlers change. */
+class ExecutionRun {
+  readonly task: TaskRef;
+  readonly execution: ReturnType<typeof activities>['execution'];
+  readonly planning: ReturnType<typeof activities>['planning'];
+  readonly state: ExecutionState;
+  /** The tool calls made before this run: it continues as new after continueAsNewAfterSteps more. */
+  readonly stepsAtStart: number;
+  paused = false;
+  currentStep = 'starting';
+  /** What the task may use, and the privileged calls approved (at plan time, or by a person since). */
+  readonly grant: ToolGrant;
+  /** The parent's answers to this run's tool approval requests, by call key. */
+  readonly decisions = new Map<string, ToolApprovalDecision>();
+
+  constructor(readonly input: ExecutionInput) {
+    const { execution, planning } = activities();
+    this.execution = execution;
+    this.planning = planning;
+    this.task = input.task;
+    this.state = input.state ?? {
+      nextStep: 0,
+      stepCounter: input.stepBase,
+      outcomes: [],
+      usage: { ...input.usage },
+      iteration: 1,
+      history: [],
+      seenActions: [],
+    };
+    this.stepsAtStart = this.state.stepCounter;
+    this.grant = {
+      allowedLevel: input.tools?.grant.allowedLevel ?? ('standard' as const),
+      approvedCalls: [...(input.tools?.grant.approvedCalls ?? [])],
+    };
+  }
+
+  budgetExceeded(): 'steps' | 'tokens' | 'cost' | undefined {
+    const { usage } = this.state;
+    const budgets = this.input.budgets;
+    if (usage.steps >= budgets.maxSteps) return 'steps';
+    if (usage.tokens > budgets.maxTokens) return 'tokens';
+    if (usage.costUsd > budgets.maxCostUsd) return 'cost';
     return undefined;
-  };
+  }
 
   /** Continue as new at a safe point when the history has grown; returns only when it does not. */
-  const maybeContinueAsNew = async (): Promise<void> => {
-    if (workflowInfo().continueAsNewSuggested || state.stepCounter - stepsAtStart >= input.continueAsNewAfterSteps) {
+  async maybeContinueAsNew(): Promise<void> {
+    const { input, state } = this;
+    if (
+      workflowInfo().continueAsNewSuggested ||
+      state.stepCounter - this.stepsAtStart >= input.continueAsNewAfterSteps
+    ) {
       await condition(allHandlersFinished);
       await continueAsNew<typeof executionWorkflow>({ ...input, state });
     }
-  };
-
-  const grant = {
-    allowedLevel: input.tools?.grant.allowedLevel ?? ('standard' as const),
-    approvedCalls: [...(input.tools?.grant.approvedCalls ?? [])],
-  };
-  const decisions = new Map<string, ToolApprovalDecision>();
-  setHandler(toolApprovalDecisionSignal, (d) => void decisions.set(d.key, d));
+  }
 
   /** A privileged call an agent turn proposed: the parent shows it to a person and signals back the decision. */
-  const askForApproval = async (binding: ToolBinding, index: number): Promise<ToolApprovalDecision> => {
+  async askForApproval(binding: ToolBinding, index: number): Promise<ToolApprovalDecision> {
     const key = approvalKey(binding);
     const parent = workflowInfo().parent;
     if (!parent) return { key, approved: false, by: 'platform', reason: 'no parent task to ask' };
-    currentStep = `waiting for a person to approve ${binding.serverId}/${binding.tool}`;
+    this.currentStep = `waiting for a person to approve ${binding.serverId}/${binding.tool}`;
     await getExternalWorkflowHandle(parent.workflowId).signal(toolApprovalRequestSignal, {
       executionId: workflowInfo().workflowId,
       step: index,
@@ -148,18 +181,20 @@ export async function executionWorkflow(input: ExecutionInput): Promise<Executio
       argsSha256: binding.argsSha256,
       approvalHash: binding.approvalHash,
     });
-    await condition(() => decisions.has(key));
-    return decisions.get(key)!;
-  };
+    await condition(() => this.decisions.has(key));
+    return this.decisions.get(key)!;
+  }
 
-  const apply = async (step: SpecStep, label: string, planned?: ToolBinding) => {
-    await condition(() => !paused);
-    currentStep = label;
-    const binding = planned ?? (await execution.bindTool(task, step, grant.allowedLevel));
+  /** One tool call (a spec step bound at plan time, or an agent turn bound now), once a privileged one is approved. */
+  async apply(step: SpecStep, label: string, planned?: ToolBinding): Promise<StepOutcome> {
+    const { task, state, grant } = this;
+    await condition(() => !this.paused);
+    this.currentStep = label;
+    const binding = planned ?? (await this.execution.bindTool(task, step, grant.allowedLevel));
     const index = state.stepCounter++;
     state.usage.steps++;
     if (binding.needsApproval && !grant.approvedCalls.includes(approvalKey(binding))) {
-      const decision = await askForApproval(binding, index);
+      const decision = await this.askForApproval(binding, index);
       if (!decision.approved) {
         const outcome = {
           index,
@@ -176,14 +211,16 @@ export async function executionWorkflow(input: ExecutionInput): Promise<Executio
     const outcome = await stepActivity(binding)(task, state.workdir!, index, step, binding, grant);
     state.outcomes.push(outcome);
     return outcome;
-  };
+  }
 
-  const runGates = async (): Promise<{ gates: GateOutcome[]; score: number; passed: boolean }> => {
-    currentStep = 'quality gates';
+  /** The spec's gates, evaluated against the tier policy and the waivers; the score is the share not failing. */
+  async runGates(): Promise<{ gates: GateOutcome[]; score: number; passed: boolean }> {
+    const { input, state } = this;
+    this.currentStep = 'quality gates';
     const gates: GateOutcome[] = [];
     for (const gate of input.spec.gates) {
-      await condition(() => !paused);
-      gates.push(await execution.runGate(task, state.workdir!, gate));
+      await condition(() => !this.paused);
+      gates.push(await this.execution.runGate(this.task, state.workdir!, gate));
     }
     const measurements: GateMeasurement[] = gates.map((g, i) => ({
       gate: g.name,
@@ -207,17 +244,18 @@ export async function executionWorkflow(input: ExecutionInput): Promise<Executio
       score: evaluations.length ? ok / evaluations.length : 1,
       passed: evaluations.every((e) => e.status !== 'fail'),
     };
-  };
+  }
 
   /** The agent loop: the model picks one tool call at a time until it says it is done or a budget ends. */
-  const agentTurns = async (goal: string[]): Promise<{ patchFailures: number; actions: string[] }> => {
+  async agentTurns(goal: string[]): Promise<{ patchFailures: number; actions: string[] }> {
+    const { input, state } = this;
     let patchFailures = 0;
     const actions: string[] = [];
     for (;;) {
-      if (budgetExceeded()) break;
-      currentStep = `agent turn ${state.history.length + 1}`;
-      state.catalog ??= await execution.toolCatalog(task, grant.allowedLevel);
-      const next = await planning.nextAgentAction(task, {
+      if (this.budgetExceeded()) break;
+      this.currentStep = `agent turn ${state.history.length + 1}`;
+      state.catalog ??= await this.execution.toolCatalog(this.task, this.grant.allowedLevel);
+      const next = await this.planning.nextAgentAction(this.task, {
         title: input.title,
         description: input.description,
         spec: input.spec,
@@ -230,139 +268,163 @@ export async function executionWorkflow(input: ExecutionInput): Promise<Executio
       if (next.kind === 'done') break;
       const key = JSON.stringify(next.step);
       actions.push(key);
-      const outcome = await apply(next.step, `agent: ${next.step.kind}`);
+      const outcome = await this.apply(next.step, `agent: ${next.step.kind}`);
       if (!outcome.ok && next.step.kind !== 'command') patchFailures++;
       state.history = [
         ...state.history,
         { action: key.slice(0, DETAIL_KEPT), ok: outcome.ok, detail: outcome.detail.slice(0, DETAIL_KEPT) },
       ].slice(-HISTORY_KEPT);
       // Iteration 1 resumes its agent loop from the carried history; later iterations continue at their end.
-      if (state.iteration === 1) await maybeContinueAsNew();
+      if (state.iteration === 1) await this.maybeContinueAsNew();
     }
     return { patchFailures, actions };
-  };
-
-  // 1. The isolated copy of the workspace.
-  if (!state.workdir) {
-    currentStep = 'preparing the workspace';
-    const prepared = await execution.prepareWorkspace(task, input.workspace);
-    state.workdir = prepared.workdir;
-    state.baseCommit = prepared.baseCommit;
   }
+}
 
-  let stopReason: StopReason = 'gates_passed';
-  let detail = '';
-  const finish = async (): Promise<ExecutionResult> => {
-    currentStep = 'collecting the diff';
-    const reports = input.spec.gates.flatMap((g) => (g.report ? [g.report] : []));
-    const diff = await execution.collectDiff(task, state.workdir!, reports);
-    await condition(allHandlersFinished);
-    return {
-      workdir: state.workdir!,
-      baseCommit: state.baseCommit!,
-      steps: state.outcomes,
-      gates: state.lastGates ?? [],
-      evaluations: state.lastEvaluations ?? [],
-      diff,
-      usage: state.usage,
-      iterations: state.iteration,
-      stopReason,
-      detail,
-      budgetExceeded: stopReason === 'budget_exhausted' ? budgetExceeded() : undefined,
-    };
-  };
+/** Every handler, before the first await. */
+function handleMessages(run: ExecutionRun): void {
+  setHandler(executionProgressQuery, () => ({
+    iteration: run.state.iteration,
+    step: run.currentStep,
+    usage: run.state.usage,
+    paused: run.paused,
+  }));
+  setHandler(executionPauseSignal, () => void (run.paused = true));
+  setHandler(executionResumeSignal, () => void (run.paused = false));
+  setHandler(toolApprovalDecisionSignal, (d) => void run.decisions.set(d.key, d));
+}
 
-  // 2. Iteration 1: the spec's steps, in order (resumed after continue-as-new), or the agent loop.
-  if (state.iteration === 1 && state.bestScore === undefined) {
-    if (input.spec.steps.length > 0) {
-      while (state.nextStep < input.spec.steps.length) {
-        if (budgetExceeded()) {
-          stopReason = 'budget_exhausted';
-          detail = `budget exhausted (${budgetExceeded()}) before step ${state.nextStep + 1}`;
-          return finish();
-        }
-        const index = state.nextStep;
-        const outcome = await apply(
-          input.spec.steps[index]!,
-          `step ${index + 1}/${input.spec.steps.length}`,
-          input.tools?.bindings[index],
-        );
-        state.nextStep++;
-        if (!outcome.ok) {
-          stopReason = 'step_failed';
-          detail = `step ${index + 1} failed: ${outcome.detail}`;
-          return finish();
-        }
-        await maybeContinueAsNew();
-      }
-    } else if (input.modelAvailable) {
-      await agentTurns([...(input.feedback ?? [])]);
-    }
-    if (budgetExceeded()) {
-      stopReason = 'budget_exhausted';
-      detail = `budget exhausted (${budgetExceeded()})`;
-      return finish();
-    }
-    state.bestScore = (await runGates()).score;
+/** 1. The isolated copy of the workspace (made once: a continued run already has it). */
+async function prepare(run: ExecutionRun): Promise<void> {
+  if (run.state.workdir) return;
+  run.currentStep = 'preparing the workspace';
+  const prepared = await run.execution.prepareWorkspace(run.task, run.input.workspace);
+  run.state.workdir = prepared.workdir;
+  run.state.baseCommit = prepared.baseCommit;
+}
+
+/** 2. Iteration 1: the spec's steps (or, with a model and no steps, the agent loop), then the gates' first score. */
+async function firstIteration(run: ExecutionRun): Promise<Stop | undefined> {
+  const { input, state } = run;
+  if (state.iteration !== 1 || state.bestScore !== undefined) return undefined;
+  if (input.spec.steps.length > 0) {
+    const stopped = await specSteps(run);
+    if (stopped) return stopped;
+  } else if (input.modelAvailable) {
+    await run.agentTurns([...(input.feedback ?? [])]);
   }
+  if (run.budgetExceeded()) return stop('budget_exhausted', `budget exhausted (${run.budgetExceeded()})`);
+  state.bestScore = (await run.runGates()).score;
+  return undefined;
+}
 
-  // 3. Self-correction: only while gates fail and a model can propose something new.
+/** The spec's steps in order, resumed after continue-as-new; stops when the budget ends first or a step fails. */
+async function specSteps(run: ExecutionRun): Promise<Stop | undefined> {
+  const { input, state } = run;
+  while (state.nextStep < input.spec.steps.length) {
+    if (run.budgetExceeded()) {
+      return stop('budget_exhausted', `budget exhausted (${run.budgetExceeded()}) before step ${state.nextStep + 1}`);
+    }
+    const index = state.nextStep;
+    const outcome = await run.apply(
+      input.spec.steps[index]!,
+      `step ${index + 1}/${input.spec.steps.length}`,
+      input.tools?.bindings[index],
+    );
+    state.nextStep++;
+    if (!outcome.ok) return stop('step_failed', `step ${index + 1} failed: ${outcome.detail}`);
+    await run.maybeContinueAsNew();
+  }
+  return undefined;
+}
+
+/**
+ * 3. Self-correction, only while gates fail and a model can propose something new: checkpoint, agent turns on the
+ * failing gates, gates again. Stops without a model, after maxIterations, when the budget ends, on repeated actions
+ * or repeated patch failures (both rolled back), or on too little improvement (see scoreIteration).
+ */
+async function selfCorrection(run: ExecutionRun): Promise<Stop | undefined> {
+  const { input, state, execution, task } = run;
   let previousPatchFailures = 0;
   while (state.lastEvaluations?.some((e) => e.status === 'fail')) {
     if (!input.modelAvailable) {
-      stopReason = 'gates_failed_no_model';
-      detail = 'gates failed and no language model is configured to propose corrections';
-      return finish();
+      return stop('gates_failed_no_model', 'gates failed and no language model is configured to propose corrections');
     }
     if (state.iteration >= input.maxIterations) {
-      stopReason = 'max_iterations';
-      detail = `gates still failing after ${state.iteration} iterations`;
-      return finish();
+      return stop('max_iterations', `gates still failing after ${state.iteration} iterations`);
     }
-    if (budgetExceeded()) {
-      stopReason = 'budget_exhausted';
-      detail = `budget exhausted (${budgetExceeded()})`;
-      return finish();
-    }
+    if (run.budgetExceeded()) return stop('budget_exhausted', `budget exhausted (${run.budgetExceeded()})`);
     state.iteration++;
-    const checkpoint = await execution.checkpointWorkspace(task, state.workdir, state.iteration);
+    const checkpoint = await execution.checkpointWorkspace(task, state.workdir!, state.iteration);
     const failing = (state.lastEvaluations ?? [])
       .filter((e) => e.status === 'fail')
       .map((e) => `${e.gate}: ${e.reason}`);
-    const { patchFailures, actions } = await agentTurns([...failing, ...(input.feedback ?? [])]);
+    const { patchFailures, actions } = await run.agentTurns([...failing, ...(input.feedback ?? [])]);
     const signature = actions.join('\n');
     if (actions.length === 0 || state.seenActions.includes(signature)) {
-      await execution.restoreCheckpoint(task, state.workdir, checkpoint);
-      stopReason = 'repeated_actions';
-      detail = actions.length ? 'the model proposed the same actions again' : 'the model proposed no further actions';
-      await runGates();
-      return finish();
+      await execution.restoreCheckpoint(task, state.workdir!, checkpoint);
+      await run.runGates();
+      const again = actions.length
+        ? 'the model proposed the same actions again'
+        : 'the model proposed no further actions';
+      return stop('repeated_actions', again);
     }
     state.seenActions = [...state.seenActions, signature].slice(-HISTORY_KEPT);
     if (patchFailures > 0 && previousPatchFailures > 0) {
-      await execution.restoreCheckpoint(task, state.workdir, checkpoint);
-      stopReason = 'repeated_patch_failures';
-      detail = 'edits failed to apply in two iterations in a row';
-      await runGates();
-      return finish();
+      await execution.restoreCheckpoint(task, state.workdir!, checkpoint);
+      await run.runGates();
+      return stop('repeated_patch_failures', 'edits failed to apply in two iterations in a row');
     }
     previousPatchFailures = patchFailures;
-    const before = state.bestScore ?? 0;
-    const { score } = await runGates();
-    if (score < before) {
-      // This iteration made things worse: undo it and measure the restored state again.
-      await execution.restoreCheckpoint(task, state.workdir, checkpoint);
-      await runGates();
-    } else {
-      state.bestScore = score;
-    }
-    if (score - before < MIN_IMPROVEMENT && state.lastEvaluations?.some((e) => e.status === 'fail')) {
-      stopReason = 'no_improvement';
-      detail = `score moved from ${before.toFixed(2)} to ${score.toFixed(2)} (< ${MIN_IMPROVEMENT})`;
-      return finish();
-    }
-    await maybeContinueAsNew();
+    const stalled = await scoreIteration(run, checkpoint);
+    if (stalled) return stalled;
+    await run.maybeContinueAsNew();
   }
-  stopReason = 'gates_passed';
-  return finish();
+  return undefined;
+}
+
+/**
+ * The gates after a correction: a lower score rolls the iteration back (and measures the restored state again), a
+ * higher one is the new best; an improvement below MIN_IMPROVEMENT while gates still fail stops the loop.
+ */
+async function scoreIteration(run: ExecutionRun, checkpoint: string): Promise<Stop | undefined> {
+  const { state } = run;
+  const before = state.bestScore ?? 0;
+  const { score } = await run.runGates();
+  if (score < before) {
+    // This iteration made things worse: undo it and measure the restored state again.
+    await run.execution.restoreCheckpoint(run.task, state.workdir!, checkpoint);
+    await run.runGates();
+  } else {
+    state.bestScore = score;
+  }
+  if (score - before < MIN_IMPROVEMENT && state.lastEvaluations?.some((e) => e.status === 'fail')) {
+    return stop(
+      'no_improvement',
+      `score moved from ${before.toFixed(2)} to ${score.toFixed(2)} (< ${MIN_IMPROVEMENT})`,
+    );
+  }
+  return undefined;
+}
+
+/** 4. The one way an execution ends: the diff of the workspace copy (the gates' reports left out), and why it stopped. */
+async function finish(run: ExecutionRun, { reason, detail }: Stop): Promise<ExecutionResult> {
+  const { input, state } = run;
+  run.currentStep = 'collecting the diff';
+  const reports = input.spec.gates.flatMap((g) => (g.report ? [g.report] : []));
+  const diff = await run.execution.collectDiff(run.task, state.workdir!, reports);
+  await condition(allHandlersFinished);
+  return {
+    workdir: state.workdir!,
+    baseCommit: state.baseCommit!,
+    steps: state.outcomes,
+    gates: state.lastGates ?? [],
+    evaluations: state.lastEvaluations ?? [],
+    diff,
+    usage: state.usage,
+    iterations: state.iteration,
+    stopReason: reason,
+    detail,
+    budgetExceeded: reason === 'budget_exhausted' ? run.budgetExceeded() : undefined,
+  };
 }

@@ -2,14 +2,21 @@
  * agentTask — one software-change task, end to end.
  *
  * Steps:      plan (the spec from the request or the workspace; with a model, from the description; without one, an
- *             ambiguous task waits for `clarify`) → risk on four dimensions → council on the plan (child) →
- *             human approval when the mode, the tier policy or an escalation asks → execution (child: steps or agent
- *             loop, gates, self-correction) → council on the result (child) → provenance → clean-up → result.
+ *             ambiguous task waits for `clarify`) → risk on four dimensions → tools matched to the plan's steps →
+ *             council on the plan (child; `modify` waits for a revised spec) → human approval when the mode, the tier
+ *             policy, the council, an escalated edit conflict or a privileged tool call asks → execution (child: steps
+ *             or agent loop, gates, self-correction) → council on the result (child; `modify` refines) → provenance →
+ *             clean-up → result.
+ * Phases:     pipeline → planUntilAccepted (plan, assessRisk, matchTools, councilOnPlan) → approval →
+ *             executeUntilAccepted (execute, councilOnResult) → finish, the one way a task ends. runToEnd adds the
+ *             deadline, cancellation and clean-up; handleMessages registers the handlers.
  * Activities: planTask, assessTaskRisk, loadWaivers, recordTaskEvent, storeJsonArtifact   on agency-planning
- *             cleanupWorkspace                                                          on agency-execution
+ *             resolveToolPlan, cleanupWorkspace                                         on agency-execution
  * Children:   councilDeliberationWorkflow (agency-council judges), executionWorkflow (agency-execution tools).
  * Messages:   query `progress`; signals `clarify`, `approve`, `reject`, `pause`, `resume`, `cancel`;
- *             update `decide` (approve/reject, answering whether the decision was accepted).
+ *             update `decide` (approve/reject, answering whether the decision was accepted);
+ *             signal `toolApprovalRequest` from the execution child (a person decides on one privileged tool call;
+ *             the answer goes back to the child as `toolApprovalDecision`). State and handlers: run.ts, approvals.ts.
  * Search attributes: AgencyTaskStatus, AgencyTenant, AgencyRiskTier.
  */
 import {
@@ -19,598 +26,143 @@ import {
   condition,
   executeChild,
   startChild,
-  type ChildWorkflowHandle,
   isCancellation,
   setHandler,
   sleep,
   upsertSearchAttributes,
-  workflowInfo,
 } from '@temporalio/workflow';
-import type { ExecutionActivities } from '../../activities/execution/index.js';
-import type { PlanningActivities } from '../../activities/planning/index.js';
-import { RiskTierKey, TaskStatusKey, TenantKey } from '../../temporal/search-attributes.js';
+import type { PlanOutcome } from '../../activities/planning/index.js';
+import { RiskTierKey, TenantKey } from '../../temporal/search-attributes.js';
 import { councilDeliberationWorkflow } from '../council/council-deliberation.workflow.js';
 import { councilSessionId, type CouncilOutcome, type CouncilRequest } from '../council/session.js';
 import { executionWorkflow } from '../execution/execution.workflow.js';
-import { proxyOn } from '../proxy.js';
 import {
   executionPauseSignal,
   toolApprovalDecisionSignal,
   executionResumeSignal,
   executionWorkflowId,
+  type ExecutionInput,
   type ExecutionResult,
 } from '../execution/definitions.js';
-import { DEFAULT_TIER_POLICY, effectiveBudget, isWaiverActive, trustScore, type Waiver } from './policy.js';
-import type { WorkingSpec } from './spec.js';
+import type { ToolApprovalRequest, ToolPlan } from '../execution/tools.js';
+import { planApprovalReasons } from './approvals.js';
 import {
   approveSignal,
   cancelSignal,
   clarifySignal,
   decideUpdate,
-  DEFAULT_TASK_SETTINGS,
+  FINAL_STATUSES,
   pauseSignal,
   progressQuery,
   rejectSignal,
   resumeSignal,
   toolApprovalRequestSignal,
   type AgentTaskInput,
-  type ApprovalDecision,
-  type PendingApproval,
-  type TaskProgress,
-  type TaskRef,
+  type RiskSummary,
   type TaskResult,
-  type TaskStatus,
 } from './definitions.js';
+import { effectiveBudget, isWaiverActive, type EffectiveBudget, type Waiver } from './policy.js';
+import { budgetSpentEvent, buildProvenance, taskEndedEvent } from './provenance.js';
+import { councilGates, failedGates, mergeExecution } from './results.js';
+import { TaskRun } from './run.js';
+import type { WorkingSpec } from './spec.js';
 
-const MAX_EVENTS_KEPT = 50;
-
-/** The innermost ApplicationFailure in a chain of causes (child workflow → activity → application). */
-function businessFailure(err: unknown): ApplicationFailure | undefined {
-  let found: ApplicationFailure | undefined;
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof ApplicationFailure) found = e;
-  return found;
-}
 const MAX_PLAN_ATTEMPTS = 3;
 
-function activities() {
-  return {
-    // Planning reads files, the database and (with a model) calls it: retried with backoff (a provider's Retry-After
-    // is honoured by the activity), but not forever: a provider that stays down fails the task after 10 attempts.
-    planning: proxyOn<PlanningActivities>('planning', {
-      startToCloseTimeout: '3 minutes',
-      retry: {
-        maximumInterval: '1 minute',
-        maximumAttempts: 10,
-        nonRetryableErrorTypes: ['InvalidSpec', 'ModelUnavailable', 'ModelMisconfigured'],
-      },
-    }),
-    // Clean-up removes the task's workspace copy: idempotent.
-    execution: proxyOn<ExecutionActivities>('execution', {
-      startToCloseTimeout: '2 minutes',
-      retry: { maximumInterval: '30 seconds' },
-    }),
-  };
+/** How a phase ends the task: the status and reason finish records. */
+class Stop {
+  constructor(
+    readonly status: TaskResult['status'],
+    readonly reason?: string,
+  ) {}
+}
+
+type Planned = Extract<PlanOutcome, { kind: 'planned' }>;
+
+/** The plan's risk, the waivers in force and the change budget they leave. */
+interface Assessment {
+  risk: RiskSummary;
+  waivers: Waiver[];
+  budget: EffectiveBudget;
+  activeWaivers: { id: string; gates: string[] }[];
+}
+
+/** A plan the council let through, with what the later phases need of it. */
+interface ReviewedPlan extends Assessment {
+  plan: Planned;
+  toolPlan: ToolPlan;
+  allowedLevel: NonNullable<WorkingSpec['tool_level']>;
+  /** The council's reason when it escalated instead of deciding: a person approves. */
+  escalation?: string;
 }
 
 export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResult> {
-  const settings = { ...DEFAULT_TASK_SETTINGS, ...input.settings };
-  const { planning, execution } = activities();
-  const info = workflowInfo();
-  const task: TaskRef = {
-    tenantId: input.tenantId,
-    taskId: input.id,
-    workflowId: info.workflowId,
-    executionKey: `${info.workflowId}/${info.firstExecutionRunId}`,
-    correlationId: input.correlationId,
-  };
-
-  const progress: TaskProgress = {
-    taskId: input.id,
-    status: 'pending',
-    step: 'submitted',
-    percent: 0,
-    events: [],
-    paused: false,
-    councilSessions: [],
-    usage: { steps: 0, tokens: 0, costUsd: 0 },
-  };
-  const result: TaskResult = {
-    taskId: input.id,
-    status: 'failed',
-    mode: input.mode,
-    filesChanged: [],
-    steps: [],
-    gates: [],
-    evaluations: [],
-    verdicts: [],
-    approvals: [],
-    artifacts: [],
-    usage: progress.usage,
-    iterations: 0,
-  };
-
-  const setStatus = (status: TaskStatus, step: string, percent = progress.percent): void => {
-    progress.status = progress.paused && !['completed', 'failed', 'canceled'].includes(status) ? 'paused' : status;
-    if (!progress.paused) lastActiveStatus = status;
-    else lastActiveStatus = status;
-    progress.step = step;
-    progress.percent = percent;
-    progress.events = [...progress.events, { at: new Date().toISOString(), status, message: step }].slice(
-      -MAX_EVENTS_KEPT,
-    );
-    upsertSearchAttributes([{ key: TaskStatusKey, value: progress.status }]);
-  };
-  let lastActiveStatus: TaskStatus = 'pending';
+  const run = new TaskRun(input);
   upsertSearchAttributes([{ key: TenantKey, value: input.tenantId }]);
+  handleMessages(run);
+  return runToEnd(run);
+}
 
-  // ---- messages ------------------------------------------------------------------------------------------------
-  let clarification: { spec: WorkingSpec; by: string } | undefined;
-  let pendingApproval: PendingApproval | undefined;
-  let decision: (ApprovalDecision & { decision: 'approve' | 'reject' }) | undefined;
-  let attempts = 0;
-  let activeExecution: ChildWorkflowHandle<typeof executionWorkflow> | undefined;
-  let cancelRequest: { by: string; reason?: string } | undefined;
-  const root = new CancellationScope();
-  // Set by message handlers while the pipeline awaits: read through functions so narrowing does not go stale.
-  const currentDecision = () => decision;
-  const currentClarification = () => clarification;
-
+/**
+ * Every handler, before the first await and in this order (a signal that came with the start is delivered when its
+ * handler is set).
+ */
+function handleMessages(run: TaskRun): void {
+  const { progress, approvals } = run;
   setHandler(progressQuery, () => progress);
-  setHandler(clarifySignal, ({ spec, by }) => {
-    if (progress.pendingClarification) clarification = { spec, by };
-  });
-
-  const handleDecision = async (d: ApprovalDecision & { decision: 'approve' | 'reject' }) => {
-    const n = ++attempts;
-    let accepted = false;
-    let note: string;
-    if (!pendingApproval) note = `no approval is pending (task is ${progress.status})`;
-    else if (decision) note = 'a decision was already accepted';
-    else if (d.hash !== pendingApproval.hash) {
-      note = `stale: the decision was made on ${d.hash.slice(0, 12)}, the current ${pendingApproval.kind} is ${pendingApproval.hash.slice(0, 12)}`;
-    } else {
-      accepted = true;
-      note = `${d.decision} accepted for the ${pendingApproval.kind}`;
-      decision = d;
-    }
-    const attempt = { ...d, accepted, note, at: new Date().toISOString() };
-    result.approvals.push(attempt);
-    await planning.recordTaskEvent(
-      task,
-      accepted ? 'approval.accepted' : 'approval.refused',
-      { ...attempt },
-      `attempt-${n}`,
-    );
-    return { accepted, note, status: progress.status };
-  };
-  setHandler(approveSignal, (d) => void handleDecision({ ...d, decision: 'approve' }));
-  setHandler(rejectSignal, (d) => void handleDecision({ ...d, decision: 'reject' }));
-  setHandler(decideUpdate, (d) => handleDecision(d));
-
-  const forwardToExecution = async (
-    signal: typeof executionPauseSignal | typeof executionResumeSignal,
-  ): Promise<void> => {
-    await activeExecution?.signal(signal);
-  };
+  setHandler(clarifySignal, (c) => run.clarifications.clarify(c));
+  setHandler(approveSignal, (d) => void approvals.decide({ ...d, decision: 'approve' }));
+  setHandler(rejectSignal, (d) => void approvals.decide({ ...d, decision: 'reject' }));
+  setHandler(decideUpdate, (d) => approvals.decide(d));
   setHandler(pauseSignal, async ({ by }) => {
-    if (progress.paused || ['completed', 'failed', 'canceled'].includes(progress.status)) return;
+    if (progress.paused || FINAL_STATUSES.includes(progress.status)) return;
     progress.paused = true;
-    setStatus(lastActiveStatus, `paused by ${by}`);
-    await forwardToExecution(executionPauseSignal);
+    run.setStatus(run.lastActiveStatus, `paused by ${by}`);
+    // From startChild on, the execution child pauses too (execute passes on a pause that came while it started).
+    await run.activeExecution?.signal(executionPauseSignal);
   });
   setHandler(resumeSignal, async ({ by }) => {
     if (!progress.paused) return;
     progress.paused = false;
-    setStatus(lastActiveStatus, `resumed by ${by}`);
-    await forwardToExecution(executionResumeSignal);
+    run.setStatus(run.lastActiveStatus, `resumed by ${by}`);
+    await run.activeExecution?.signal(executionResumeSignal);
   });
-  // An agent turn in the execution child wants a privileged tool: a person decides, bound to the call's exact
-  // arguments (the same approval as the plan's: signal or Update with the hash), and the child is told.
-  setHandler(toolApprovalRequestSignal, async (req) => {
-    const d = await awaitApproval(
-      'tool',
-      req.approvalHash,
-      [
-        `privileged tool call during execution: ${req.serverId}/${req.tool} (${req.level}), arguments sha256 ${req.argsSha256}`,
-      ],
-      [{ step: req.step, key: req.key, serverId: req.serverId, tool: req.tool }],
-    );
-    if (!['completed', 'failed', 'canceled'].includes(progress.status))
-      setStatus('executing', d ? `${d.decision} for ${req.serverId}/${req.tool}` : 'no decision in time', 30);
-    await activeExecution?.signal(toolApprovalDecisionSignal, {
-      key: req.key,
-      approved: d?.decision === 'approve',
-      by: d?.approver ?? 'nobody',
-      reason: d ? d.reason : `no decision within ${settings.approvalTimeoutMs} ms`,
-    });
-  });
+  setHandler(toolApprovalRequestSignal, (req) => decideToolCall(run, req));
   setHandler(cancelSignal, (request) => {
-    cancelRequest = request;
-    root.cancel();
+    run.cancelRequest = request;
+    run.root.cancel();
   });
+}
 
-  // ---- helpers -------------------------------------------------------------------------------------------------
-  const whenRunning = (): Promise<void> => condition(() => !progress.paused);
+/**
+ * An agent turn in the execution child wants a privileged tool: a person decides, bound to the call's exact
+ * arguments (the same approval as the plan's: signal or Update with the hash), and the child is told.
+ */
+async function decideToolCall(run: TaskRun, req: ToolApprovalRequest): Promise<void> {
+  const d = await run.approvals.ask(
+    'tool',
+    req.approvalHash,
+    [
+      `privileged tool call during execution: ${req.serverId}/${req.tool} (${req.level}), arguments sha256 ${req.argsSha256}`,
+    ],
+    [{ step: req.step, key: req.key, serverId: req.serverId, tool: req.tool }],
+  );
+  if (!FINAL_STATUSES.includes(run.progress.status))
+    run.setStatus('executing', d ? `${d.decision} for ${req.serverId}/${req.tool}` : 'no decision in time', 30);
+  await run.activeExecution?.signal(toolApprovalDecisionSignal, {
+    key: req.key,
+    approved: d?.decision === 'approve',
+    by: d?.approver ?? 'nobody',
+    reason: d ? d.reason : `no decision within ${run.settings.approvalTimeoutMs} ms`,
+  });
+}
 
-  const finish = async (status: TaskResult['status'], reason?: string): Promise<TaskResult> => {
-    result.status = status;
-    if (reason) result.reason = reason;
-    progress.paused = false;
-    setStatus(status, reason ?? status, 100);
-    await CancellationScope.nonCancellable(async () => {
-      const provenance = await planning.storeJsonArtifact(task, 'provenance', {
-        task: {
-          id: input.id,
-          title: input.title,
-          tenant: input.tenantId,
-          submittedBy: input.submittedBy,
-          mode: input.mode,
-        },
-        workflow: { id: info.workflowId, firstRunId: info.firstExecutionRunId, namespace: info.namespace },
-        status,
-        reason: reason ?? null,
-        spec: result.specRef?.sha256 ?? null,
-        planHash: progress.planHash ?? null,
-        diff: result.diffRef?.sha256 ?? null,
-        gates: result.gates.map((g) => ({ name: g.name, passed: g.passed, log: g.logRef.sha256 })),
-        verdicts: result.verdicts.map((v) => ({
-          session: v.sessionId,
-          phase: v.phase,
-          decision: v.verdict.decision,
-          artifact: v.verdictRef.sha256,
-          signature: v.signature,
-        })),
-        approvals: result.approvals,
-        usage: result.usage,
-      });
-      result.artifacts.push({ name: 'provenance', ...provenance });
-      await planning.recordTaskEvent(task, 'budget.spent', {
-        ...result.usage,
-        limits: {
-          steps: input.budgets.max_steps,
-          tokens: input.budgets.max_tokens,
-          costUsd: input.budgets.max_cost_usd,
-        },
-      });
-      await planning.recordTaskEvent(task, `task.${status}`, {
-        reason: reason ?? null,
-        diff: result.diffRef?.sha256 ?? null,
-      });
-    });
-    await condition(allHandlersFinished);
-    return result;
-  };
-
-  const awaitApproval = async (
-    kind: PendingApproval['kind'],
-    hash: string,
-    reasons: string[],
-    toolCalls?: PendingApproval['toolCalls'],
-  ) => {
-    decision = undefined;
-    pendingApproval = {
-      kind,
-      hash,
-      reasons,
-      deadline: new Date(Date.now() + settings.approvalTimeoutMs).toISOString(),
-      ...(toolCalls ? { toolCalls } : {}),
-    };
-    progress.pendingApproval = pendingApproval;
-    setStatus('awaiting_approval', `waiting for a person to approve the ${kind}: ${reasons.join('; ')}`);
-    await planning.recordTaskEvent(task, `approval.requested.${kind}`, {
-      hash,
-      reasons,
-      deadline: pendingApproval.deadline,
-    });
-    const decided = await condition(() => decision !== undefined, settings.approvalTimeoutMs);
-    pendingApproval = undefined;
-    progress.pendingApproval = undefined;
-    return decided ? currentDecision() : undefined;
-  };
-
-  const awaitClarification = async (reasons: string[]) => {
-    clarification = undefined;
-    progress.pendingClarification = {
-      reasons,
-      deadline: new Date(Date.now() + settings.clarificationTimeoutMs).toISOString(),
-    };
-    setStatus('awaiting_clarification', `waiting for a working spec: ${reasons.join('; ')}`);
-    await planning.recordTaskEvent(task, 'clarification.requested', { reasons }, `clarify-${info.historyLength}`);
-    const got = await condition(() => clarification !== undefined, settings.clarificationTimeoutMs);
-    progress.pendingClarification = undefined;
-    return got ? currentClarification() : undefined;
-  };
-
-  let sessions = 0;
-  const deliberate = async (
-    request: Omit<CouncilRequest, 'task' | 'strategy' | 'consensusTimeoutMs'>,
-  ): Promise<CouncilOutcome> => {
-    const sessionId = councilSessionId(info.workflowId, request.phase, ++sessions);
-    progress.councilSessions.push(sessionId);
-    const outcome = await executeChild(councilDeliberationWorkflow, {
-      workflowId: sessionId,
-      args: [
-        { ...request, task, strategy: input.consensus ?? 'weighted', consensusTimeoutMs: settings.consensusTimeoutMs },
-      ],
-      memo: { tenantId: input.tenantId, taskId: input.id, parentWorkflowId: info.workflowId },
-      typedSearchAttributes: [{ key: TenantKey, value: input.tenantId }],
-    });
-    result.usage.tokens += outcome.usage.tokens;
-    result.usage.costUsd += outcome.usage.costUsd;
-    if (outcome.kind === 'final') {
-      result.verdicts.push(outcome.record);
-      result.artifacts.push({ name: `verdict-${request.phase}-${sessions}`, ...outcome.record.verdictRef });
-    }
-    return outcome;
-  };
-
-  const overBudget = (): string | undefined => {
-    const u = result.usage;
-    if (u.tokens > input.budgets.max_tokens) return `model tokens ${u.tokens} > ${input.budgets.max_tokens}`;
-    if (u.costUsd > input.budgets.max_cost_usd)
-      return `model cost $${u.costUsd.toFixed(4)} > $${input.budgets.max_cost_usd}`;
-    return undefined;
-  };
-
-  // ---- the pipeline --------------------------------------------------------------------------------------------
-  let executions = 0;
-  const pipeline = async (): Promise<TaskResult> => {
-    await planning.recordTaskEvent(task, 'task.started', {
-      title: input.title,
-      mode: input.mode,
-      submittedBy: input.submittedBy,
-      specWarnings: input.specWarnings ?? [],
-    });
-
-    let spec: WorkingSpec | undefined = input.spec;
-    let planAttempt = 0;
-    for (;;) {
-      // 1. Plan.
-      await whenRunning();
-      setStatus('planning', 'checking the working spec', 5);
-      let plan = await planning.planTask(task, {
-        workspace: input.workspace,
-        spec,
-        title: input.title,
-        description: input.description,
-      });
-      result.usage.tokens += plan.usage.tokens;
-      result.usage.costUsd += plan.usage.costUsd;
-      while (plan.kind === 'needs_clarification') {
-        const clarified = await awaitClarification(plan.reasons);
-        if (!clarified) return finish('failed', `no clarification before the deadline: ${plan.reasons.join('; ')}`);
-        await planning.recordTaskEvent(
-          task,
-          'clarification.received',
-          { by: clarified.by },
-          `clarified-${info.historyLength}`,
-        );
-        spec = clarified.spec;
-        setStatus('planning', 'checking the clarified spec', 5);
-        plan = await planning.planTask(task, {
-          workspace: input.workspace,
-          spec,
-          title: input.title,
-          description: input.description,
-        });
-      }
-      const exceeded = overBudget();
-      if (exceeded) return finish('failed', `budget exhausted while planning: ${exceeded}`);
-      spec = plan.spec;
-      const gateSpecs = plan.spec.gates;
-      result.specRef = plan.specRef;
-      result.artifacts.push({ name: 'spec', ...plan.specRef });
-      progress.planHash = plan.planHash;
-
-      // 2. Risk.
-      setStatus('planning', 'assessing risk', 10);
-      const risk = await planning.assessTaskRisk(task, spec, input.description);
-      result.risk = risk;
-      progress.riskTier = risk.tier;
-      upsertSearchAttributes([{ key: RiskTierKey, value: risk.tier }]);
-      const waivers: Waiver[] = spec.waiver_ids?.length ? await planning.loadWaivers(task, spec.waiver_ids) : [];
-      const now = new Date().toISOString();
-      const budget = effectiveBudget(risk.tier, spec, waivers, now);
-      const activeWaivers = waivers
-        .filter((w) => w.gates.some((g) => isWaiverActive(w, g, now)))
-        .map((w) => ({ id: w.id, gates: w.gates.filter((g) => isWaiverActive(w, g, now)) }));
-
-      // Tools: every step bound to a registered tool the task may use (no match is a planning error), edit
-      // conflicts resolved or escalated, privileged calls listed for a person's approval of their exact arguments.
-      setStatus('planning', 'matching tools to the plan', 12);
-      const allowedLevel = spec.tool_level ?? 'standard';
-      const toolPlan = await execution.resolveToolPlan(task, {
-        workspace: input.workspace,
-        steps: spec.steps,
-        allowedLevel,
-        planHash: plan.planHash,
-      });
-
-      // 3. Council on the plan.
-      await whenRunning();
-      setStatus('council_review', 'the council reviews the plan', 15);
-      const planVerdict = await deliberate({
-        phase: 'plan',
-        tier: risk.tier,
-        spec,
-        plannedFiles: plan.plannedFiles,
-        commands: plan.commands,
-        budget: { maxFiles: budget.max_files, maxLoc: budget.max_loc },
-        gates: [],
-        activeWaivers,
-        subjectHash: plan.planHash,
-      });
-      const approvalReasons: string[] = [];
-      if (planVerdict.kind === 'escalate') approvalReasons.push(`the council could not decide: ${planVerdict.reason}`);
-      else if (planVerdict.record.verdict.decision === 'reject') {
-        return finish(
-          'failed',
-          `the council rejected the plan: ${planVerdict.record.verdict.remediation.join('; ') || planVerdict.record.verdict.constitutional_refs.join(', ')}`,
-        );
-      } else if (planVerdict.record.verdict.decision === 'modify') {
-        if (++planAttempt >= MAX_PLAN_ATTEMPTS)
-          return finish(
-            'failed',
-            `the council asked for changes ${planAttempt} times: ${planVerdict.record.verdict.remediation.join('; ')}`,
-          );
-        const clarified = await awaitClarification([
-          `the council asked for changes: ${planVerdict.record.verdict.remediation.join('; ')}`,
-        ]);
-        if (!clarified) return finish('failed', 'no revised spec before the deadline');
-        spec = clarified.spec;
-        continue;
-      }
-      if (input.mode === 'dry-run') {
-        return finish(
-          'completed',
-          planVerdict.kind === 'final'
-            ? `dry run: plan ${planVerdict.record.verdict.decision}ed by the council; nothing executed`
-            : 'dry run: the council escalated; nothing executed',
-        );
-      }
-
-      // 4. Approval.
-      if (input.mode === 'strict') approvalReasons.push('strict mode: a person approves before execution');
-      if (DEFAULT_TIER_POLICY[risk.tier].manualReviewRequired)
-        approvalReasons.push(`tier ${risk.tier} requires manual review`);
-      for (const c of toolPlan.conflicts.filter((c) => c.resolution === 'escalated'))
-        approvalReasons.push(`edit conflict: ${c.evidence}; ${c.detail}`);
-      if (toolPlan.approval) {
-        approvalReasons.push(
-          `privileged tool calls: ${toolPlan.approval.calls.map((c) => `step ${c.step + 1} ${c.serverId}/${c.tool}`).join(', ')}`,
-        );
-      }
-      if (approvalReasons.length) {
-        // With privileged calls the approval is bound to the plan and to those calls' exact arguments.
-        const d = await awaitApproval(
-          'plan',
-          toolPlan.approval?.hash ?? plan.planHash,
-          approvalReasons,
-          toolPlan.approval?.calls,
-        );
-        if (!d) return finish('failed', `rejected: no approval within ${settings.approvalTimeoutMs} ms`);
-        if (d.decision === 'reject')
-          return finish('failed', `rejected by ${d.approver}${d.reason ? `: ${d.reason}` : ''}`);
-      }
-
-      // 5. Execution and 6. council on the result, with refinement on `modify`.
-      let feedback: string[] | undefined;
-      for (;;) {
-        await whenRunning();
-        setStatus(executions ? 'refining' : 'executing', executions ? 'refining the change' : 'executing the plan', 30);
-        const executionId = executionWorkflowId(info.workflowId, ++executions);
-        let exec: ExecutionResult;
-        try {
-          const child = await startChild(executionWorkflow, {
-            workflowId: executionId,
-            args: [
-              {
-                task,
-                workspace: input.workspace,
-                title: input.title,
-                description: input.description,
-                spec: { ...spec, steps: toolPlan.steps },
-                tools: {
-                  bindings: toolPlan.bindings,
-                  // Reaching here with privileged calls means a person approved them (the approval above).
-                  grant: { allowedLevel, approvedCalls: toolPlan.approval?.calls.map((c) => c.key) ?? [] },
-                },
-                tier: risk.tier,
-                waivers,
-                budgets: {
-                  maxSteps: input.budgets.max_steps,
-                  maxTokens: input.budgets.max_tokens,
-                  maxCostUsd: input.budgets.max_cost_usd,
-                },
-                usage: { ...result.usage },
-                modelAvailable: plan.modelAvailable,
-                maxIterations: settings.maxIterations,
-                continueAsNewAfterSteps: settings.continueAsNewAfterSteps,
-                stepBase: result.usage.steps,
-                feedback,
-              },
-            ],
-            memo: { tenantId: input.tenantId, taskId: input.id },
-          });
-          // From here pause/resume reach the child; a pause that arrived while it was starting is passed on now.
-          activeExecution = child;
-          if (progress.paused) await child.signal(executionPauseSignal);
-          exec = await child.result();
-        } finally {
-          activeExecution = undefined;
-        }
-        result.steps.push(...exec.steps);
-        result.gates = exec.gates;
-        result.evaluations = exec.evaluations;
-        const measured = (kind: string) => exec.gates.find((g) => g.kind === kind);
-        const passed = (name: string) => (measured(name) ? measured(name)!.passed : undefined);
-        result.trust = trustScore({
-          coverage: measured('coverage')?.value,
-          mutation: measured('mutation')?.value,
-          contracts: passed('contracts'),
-          a11y: exec.gates.find((g) => g.name === 'a11y')?.passed,
-          perf: exec.gates.find((g) => g.name === 'perf')?.passed,
-        });
-        result.usage = { ...exec.usage };
-        progress.usage = result.usage;
-        result.iterations += exec.iterations;
-        result.diffRef = exec.diff.diffRef;
-        result.diffHash = exec.diff.diffRef.sha256;
-        result.filesChanged = exec.diff.files;
-        result.artifacts.push({ name: `diff-${executions}`, ...exec.diff.diffRef });
-        for (const g of exec.gates) result.artifacts.push({ name: `gate-${g.name}-${executions}`, ...g.logRef });
-
-        if (exec.stopReason === 'budget_exhausted') return finish('failed', `budget exhausted: ${exec.detail}`);
-        if (exec.stopReason === 'step_failed') return finish('failed', exec.detail);
-
-        await whenRunning();
-        setStatus('quality_check', 'the council reviews the result', 80);
-        const verdict = await deliberate({
-          phase: 'result',
-          tier: risk.tier,
-          spec,
-          diffRef: exec.diff.diffRef,
-          commands: plan.commands,
-          budget: { maxFiles: budget.max_files, maxLoc: budget.max_loc },
-          gates: exec.evaluations.map((e) => {
-            const covers = gateSpecs.find((g) => g.name === e.gate)?.covers ?? [];
-            return {
-              gate: e.gate,
-              status: e.status,
-              reason: covers.length ? `${e.reason}; covers ${covers.join(' ')}` : e.reason,
-            };
-          }),
-          activeWaivers,
-          subjectHash: exec.diff.diffRef.sha256,
-        });
-        const failedGates = exec.evaluations.filter((e) => e.status === 'fail').map((e) => `${e.gate} (${e.reason})`);
-        if (verdict.kind === 'escalate') {
-          const d = await awaitApproval('result', exec.diff.diffRef.sha256, [
-            `the council could not decide on the result: ${verdict.reason}`,
-          ]);
-          if (!d)
-            return finish('failed', `rejected: no decision on the result within ${settings.approvalTimeoutMs} ms`);
-          if (d.decision === 'reject')
-            return finish('failed', `result rejected by ${d.approver}${d.reason ? `: ${d.reason}` : ''}`);
-        } else if (verdict.record.verdict.decision === 'reject') {
-          return finish(
-            'failed',
-            `the council rejected the result${failedGates.length ? `; gates failed: ${failedGates.join(', ')}` : ''}: ${verdict.record.verdict.remediation.join('; ')}`,
-          );
-        } else if (verdict.record.verdict.decision === 'modify') {
-          if (!plan.modelAvailable || result.iterations >= settings.maxIterations) {
-            return finish('failed', `the council asked for changes: ${verdict.record.verdict.remediation.join('; ')}`);
-          }
-          feedback = verdict.record.verdict.remediation;
-          continue;
-        }
-        if (failedGates.length) return finish('failed', `quality gates failed: ${failedGates.join(', ')}`);
-        return finish('completed');
-      }
-    }
-  };
-
-  // ---- run, with the deadline and cancellation ----------------------------------------------------------------
+/**
+ * The pipeline under the deadline and `cancel`: an interrupted or failed task still ends through finish (a
+ * cancellation is rethrown after it), and the workspace copy is cleaned up once an execution has made one.
+ */
+async function runToEnd(run: TaskRun): Promise<TaskResult> {
+  const { input } = run;
   let deadlinePassed = false;
   const deadlineScope = new CancellationScope();
   if (input.budgets.deadline) {
@@ -619,34 +171,393 @@ export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResu
       .run(async () => {
         await sleep(Math.max(ms, 1));
         deadlinePassed = true;
-        root.cancel();
+        run.root.cancel();
       })
       .catch(() => undefined);
   }
   try {
-    return await root.run(pipeline);
+    return await run.root.run(() => pipeline(run));
   } catch (err) {
     if (isCancellation(err)) {
       if (deadlinePassed) {
         return await CancellationScope.nonCancellable(() =>
-          finish('failed', `deadline ${input.budgets.deadline} passed`),
+          finish(run, 'failed', `deadline ${input.budgets.deadline} passed`),
         );
       }
+      const by = run.cancelRequest;
       await CancellationScope.nonCancellable(() =>
         finish(
+          run,
           'canceled',
-          cancelRequest
-            ? `canceled by ${cancelRequest.by}${cancelRequest.reason ? `: ${cancelRequest.reason}` : ''}`
-            : 'canceled on request',
+          by ? `canceled by ${by.by}${by.reason ? `: ${by.reason}` : ''}` : 'canceled on request',
         ),
       );
       throw err;
     }
     const failure = businessFailure(err);
-    if (failure) return await CancellationScope.nonCancellable(() => finish('failed', failure.message));
+    if (failure) return await CancellationScope.nonCancellable(() => finish(run, 'failed', failure.message));
     throw err;
   } finally {
     deadlineScope.cancel();
-    if (executions > 0) await CancellationScope.nonCancellable(() => execution.cleanupWorkspace(task));
+    if (run.executions > 0) await CancellationScope.nonCancellable(() => run.execution.cleanupWorkspace(run.task));
   }
+}
+
+/** The innermost ApplicationFailure in a chain of causes (child workflow → activity → application). */
+function businessFailure(err: unknown): ApplicationFailure | undefined {
+  let found: ApplicationFailure | undefined;
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof ApplicationFailure) found = e;
+  return found;
+}
+
+/** The phases in order; each returns the Stop that ends the task, and finish records it. */
+async function pipeline(run: TaskRun): Promise<TaskResult> {
+  await run.planning.recordTaskEvent(run.task, 'task.started', {
+    title: run.input.title,
+    mode: run.input.mode,
+    submittedBy: run.input.submittedBy,
+    specWarnings: run.input.specWarnings ?? [],
+  });
+  const end = await phases(run);
+  return finish(run, end.status, end.reason);
+}
+
+/** Plan until the council lets it through, a person's approval if one is needed, then execute until accepted. */
+async function phases(run: TaskRun): Promise<Stop> {
+  const reviewed = await planUntilAccepted(run);
+  if (reviewed instanceof Stop) return reviewed;
+  const refused = await approval(run, reviewed);
+  if (refused) return refused;
+  return executeUntilAccepted(run, reviewed);
+}
+
+/** 1–3. Plan, assess and match tools, then the council; again with a revised spec while the council asks for changes. */
+async function planUntilAccepted(run: TaskRun): Promise<Stop | ReviewedPlan> {
+  let spec: WorkingSpec | undefined = run.input.spec;
+  for (let revisions = 0; ; revisions++) {
+    const planned = await plan(run, spec);
+    if (planned instanceof Stop) return planned;
+    const assessment = await assessRisk(run, planned);
+    const tools = await matchTools(run, planned);
+    const review = await councilOnPlan(run, planned, assessment, revisions);
+    if (review instanceof Stop) return review;
+    if (!('revised' in review)) return { ...assessment, ...tools, plan: planned, escalation: review.escalation };
+    spec = review.revised;
+  }
+}
+
+/** 1. Plan: the working spec from the request, the workspace or the model; an ambiguous one waits for `clarify`. */
+async function plan(run: TaskRun, spec: WorkingSpec | undefined): Promise<Stop | Planned> {
+  const { input, task, planning } = run;
+  const request = (current: WorkingSpec | undefined) => ({
+    workspace: input.workspace,
+    spec: current,
+    title: input.title,
+    description: input.description,
+  });
+  await run.whenRunning();
+  run.setStatus('planning', 'checking the working spec', 5);
+  let outcome = await planning.planTask(task, request(spec));
+  run.result.usage.tokens += outcome.usage.tokens;
+  run.result.usage.costUsd += outcome.usage.costUsd;
+  while (outcome.kind === 'needs_clarification') {
+    const clarified = await run.clarifications.ask(outcome.reasons);
+    if (!clarified) return new Stop('failed', `no clarification before the deadline: ${outcome.reasons.join('; ')}`);
+    await planning.recordTaskEvent(
+      task,
+      'clarification.received',
+      { by: clarified.by },
+      `clarified-${run.info.historyLength}`,
+    );
+    spec = clarified.spec;
+    run.setStatus('planning', 'checking the clarified spec', 5);
+    outcome = await planning.planTask(task, request(spec));
+  }
+  const exceeded = run.overBudget();
+  if (exceeded) return new Stop('failed', `budget exhausted while planning: ${exceeded}`);
+  run.result.specRef = outcome.specRef;
+  run.result.artifacts.push({ name: 'spec', ...outcome.specRef });
+  run.progress.planHash = outcome.planHash;
+  return outcome;
+}
+
+/** 2. Risk on four dimensions (the AgencyRiskTier search attribute), the waivers in force, the change budget. */
+async function assessRisk(run: TaskRun, { spec }: Planned): Promise<Assessment> {
+  run.setStatus('planning', 'assessing risk', 10);
+  const risk = await run.planning.assessTaskRisk(run.task, spec, run.input.description);
+  run.result.risk = risk;
+  run.progress.riskTier = risk.tier;
+  upsertSearchAttributes([{ key: RiskTierKey, value: risk.tier }]);
+  const waivers: Waiver[] = spec.waiver_ids?.length ? await run.planning.loadWaivers(run.task, spec.waiver_ids) : [];
+  const now = new Date().toISOString();
+  const budget = effectiveBudget(risk.tier, spec, waivers, now);
+  const activeWaivers = waivers
+    .filter((w) => w.gates.some((g) => isWaiverActive(w, g, now)))
+    .map((w) => ({ id: w.id, gates: w.gates.filter((g) => isWaiverActive(w, g, now)) }));
+  return { risk, waivers, budget, activeWaivers };
+}
+
+/**
+ * Tools: every step bound to a registered tool the task may use (no match is a planning error), edit conflicts
+ * resolved or escalated, privileged calls listed for a person's approval of their exact arguments.
+ */
+async function matchTools(run: TaskRun, plan: Planned): Promise<Pick<ReviewedPlan, 'toolPlan' | 'allowedLevel'>> {
+  run.setStatus('planning', 'matching tools to the plan', 12);
+  const allowedLevel = plan.spec.tool_level ?? 'standard';
+  const toolPlan = await run.execution.resolveToolPlan(run.task, {
+    workspace: run.input.workspace,
+    steps: plan.spec.steps,
+    allowedLevel,
+    planHash: plan.planHash,
+  });
+  return { toolPlan, allowedLevel };
+}
+
+/**
+ * 3. The council on the plan: `reject` ends the task; `modify` waits for a revised spec (at most MAX_PLAN_ATTEMPTS
+ * verdicts); an escalation goes on to a person's approval. A dry run ends here.
+ */
+async function councilOnPlan(
+  run: TaskRun,
+  plan: Planned,
+  { risk, budget, activeWaivers }: Assessment,
+  revisions: number,
+): Promise<Stop | { revised: WorkingSpec } | { escalation?: string }> {
+  await run.whenRunning();
+  run.setStatus('council_review', 'the council reviews the plan', 15);
+  const outcome = await deliberate(run, {
+    phase: 'plan',
+    tier: risk.tier,
+    spec: plan.spec,
+    plannedFiles: plan.plannedFiles,
+    commands: plan.commands,
+    budget: { maxFiles: budget.max_files, maxLoc: budget.max_loc },
+    gates: [],
+    activeWaivers,
+    subjectHash: plan.planHash,
+  });
+  if (outcome.kind === 'final') {
+    const verdict = outcome.record.verdict;
+    if (verdict.decision === 'reject') {
+      const why = verdict.remediation.join('; ') || verdict.constitutional_refs.join(', ');
+      return new Stop('failed', `the council rejected the plan: ${why}`);
+    }
+    if (verdict.decision === 'modify') {
+      const attempts = revisions + 1;
+      if (attempts >= MAX_PLAN_ATTEMPTS)
+        return new Stop('failed', `the council asked for changes ${attempts} times: ${verdict.remediation.join('; ')}`);
+      const clarified = await run.clarifications.ask([
+        `the council asked for changes: ${verdict.remediation.join('; ')}`,
+      ]);
+      if (!clarified) return new Stop('failed', 'no revised spec before the deadline');
+      return { revised: clarified.spec };
+    }
+  }
+  if (run.input.mode === 'dry-run') {
+    return new Stop(
+      'completed',
+      outcome.kind === 'final'
+        ? `dry run: plan ${outcome.record.verdict.decision}ed by the council; nothing executed`
+        : 'dry run: the council escalated; nothing executed',
+    );
+  }
+  return { escalation: outcome.kind === 'escalate' ? outcome.reason : undefined };
+}
+
+/** 4. A person approves before execution when planApprovalReasons names a reason; a refusal or silence ends it. */
+async function approval(run: TaskRun, r: ReviewedPlan): Promise<Stop | undefined> {
+  const reasons = planApprovalReasons({
+    councilEscalation: r.escalation,
+    mode: run.input.mode,
+    tier: r.risk.tier,
+    toolPlan: r.toolPlan,
+  });
+  if (!reasons.length) return undefined;
+  // With privileged calls the approval is bound to the plan and to those calls' exact arguments.
+  const d = await run.approvals.ask(
+    'plan',
+    r.toolPlan.approval?.hash ?? r.plan.planHash,
+    reasons,
+    r.toolPlan.approval?.calls,
+  );
+  if (!d) return new Stop('failed', `rejected: no approval within ${run.settings.approvalTimeoutMs} ms`);
+  if (d.decision === 'reject') return new Stop('failed', `rejected by ${d.approver}${d.reason ? `: ${d.reason}` : ''}`);
+  return undefined;
+}
+
+/** 5–6. Execution, then the council on the result; its `modify` (with a model) refines the change in a new execution. */
+async function executeUntilAccepted(run: TaskRun, r: ReviewedPlan): Promise<Stop> {
+  let feedback: string[] | undefined;
+  for (;;) {
+    const exec = await execute(run, r, feedback);
+    if (exec.stopReason === 'budget_exhausted') return new Stop('failed', `budget exhausted: ${exec.detail}`);
+    if (exec.stopReason === 'step_failed') return new Stop('failed', exec.detail);
+    const review = await councilOnResult(run, r, exec);
+    if (review instanceof Stop) return review;
+    feedback = review.feedback;
+  }
+}
+
+/** 5. One execution child (pause and resume are forwarded to it while it runs); its result is merged into the task's. */
+async function execute(run: TaskRun, r: ReviewedPlan, feedback: string[] | undefined): Promise<ExecutionResult> {
+  await run.whenRunning();
+  const refining = run.executions > 0;
+  run.setStatus(refining ? 'refining' : 'executing', refining ? 'refining the change' : 'executing the plan', 30);
+  const n = ++run.executions;
+  let exec: ExecutionResult;
+  try {
+    const child = await startChild(executionWorkflow, {
+      workflowId: executionWorkflowId(run.info.workflowId, n),
+      args: [executionInput(run, r, feedback)],
+      memo: { tenantId: run.input.tenantId, taskId: run.input.id },
+    });
+    // From here pause/resume reach the child; a pause that arrived while it was starting is passed on now.
+    run.activeExecution = child;
+    if (run.progress.paused) await child.signal(executionPauseSignal);
+    exec = await child.result();
+  } finally {
+    run.activeExecution = undefined;
+  }
+  run.result = mergeExecution(run.result, exec, n);
+  run.progress.usage = run.result.usage;
+  return exec;
+}
+
+/** The execution child's input: the plan's steps bound to tools, the grant, budgets and what is spent so far. */
+function executionInput(run: TaskRun, r: ReviewedPlan, feedback: string[] | undefined): ExecutionInput {
+  const { input, settings, result } = run;
+  return {
+    task: run.task,
+    workspace: input.workspace,
+    title: input.title,
+    description: input.description,
+    spec: { ...r.plan.spec, steps: r.toolPlan.steps },
+    tools: {
+      bindings: r.toolPlan.bindings,
+      // Reaching here with privileged calls means a person approved them (the approval phase).
+      grant: { allowedLevel: r.allowedLevel, approvedCalls: r.toolPlan.approval?.calls.map((c) => c.key) ?? [] },
+    },
+    tier: r.risk.tier,
+    waivers: r.waivers,
+    budgets: {
+      maxSteps: input.budgets.max_steps,
+      maxTokens: input.budgets.max_tokens,
+      maxCostUsd: input.budgets.max_cost_usd,
+    },
+    usage: { ...result.usage },
+    modelAvailable: r.plan.modelAvailable,
+    maxIterations: settings.maxIterations,
+    continueAsNewAfterSteps: settings.continueAsNewAfterSteps,
+    stepBase: result.usage.steps,
+    feedback,
+  };
+}
+
+/**
+ * 6. The council on the result (the actual diff and the gates): an escalation asks a person; `reject` or failed gates
+ * end the task failed; `modify` returns the feedback for a refinement while a model and iterations are left.
+ */
+async function councilOnResult(
+  run: TaskRun,
+  r: ReviewedPlan,
+  exec: ExecutionResult,
+): Promise<Stop | { feedback: string[] }> {
+  await run.whenRunning();
+  run.setStatus('quality_check', 'the council reviews the result', 80);
+  const outcome = await deliberate(run, {
+    phase: 'result',
+    tier: r.risk.tier,
+    spec: r.plan.spec,
+    diffRef: exec.diff.diffRef,
+    commands: r.plan.commands,
+    budget: { maxFiles: r.budget.max_files, maxLoc: r.budget.max_loc },
+    gates: councilGates(exec.evaluations, r.plan.spec.gates),
+    activeWaivers: r.activeWaivers,
+    subjectHash: exec.diff.diffRef.sha256,
+  });
+  const failed = failedGates(exec.evaluations);
+  if (outcome.kind === 'escalate') {
+    const d = await run.approvals.ask('result', exec.diff.diffRef.sha256, [
+      `the council could not decide on the result: ${outcome.reason}`,
+    ]);
+    if (!d)
+      return new Stop('failed', `rejected: no decision on the result within ${run.settings.approvalTimeoutMs} ms`);
+    if (d.decision === 'reject')
+      return new Stop('failed', `result rejected by ${d.approver}${d.reason ? `: ${d.reason}` : ''}`);
+  } else if (outcome.record.verdict.decision === 'reject') {
+    const gates = failed.length ? `; gates failed: ${failed.join(', ')}` : '';
+    return new Stop(
+      'failed',
+      `the council rejected the result${gates}: ${outcome.record.verdict.remediation.join('; ')}`,
+    );
+  } else if (outcome.record.verdict.decision === 'modify') {
+    const remediation = outcome.record.verdict.remediation;
+    if (!r.plan.modelAvailable || run.result.iterations >= run.settings.maxIterations)
+      return new Stop('failed', `the council asked for changes: ${remediation.join('; ')}`);
+    return { feedback: remediation };
+  }
+  if (failed.length) return new Stop('failed', `quality gates failed: ${failed.join(', ')}`);
+  return new Stop('completed');
+}
+
+/** A council session (child workflow); its usage counts toward the task's, a final verdict is kept as an artifact. */
+async function deliberate(
+  run: TaskRun,
+  request: Omit<CouncilRequest, 'task' | 'strategy' | 'consensusTimeoutMs'>,
+): Promise<CouncilOutcome> {
+  const { input, info } = run;
+  const n = ++run.councilSessions;
+  const sessionId = councilSessionId(info.workflowId, request.phase, n);
+  run.progress.councilSessions.push(sessionId);
+  const outcome = await executeChild(councilDeliberationWorkflow, {
+    workflowId: sessionId,
+    args: [
+      {
+        ...request,
+        task: run.task,
+        strategy: input.consensus ?? 'weighted',
+        consensusTimeoutMs: run.settings.consensusTimeoutMs,
+      },
+    ],
+    memo: { tenantId: input.tenantId, taskId: input.id, parentWorkflowId: info.workflowId },
+    typedSearchAttributes: [{ key: TenantKey, value: input.tenantId }],
+  });
+  run.result.usage.tokens += outcome.usage.tokens;
+  run.result.usage.costUsd += outcome.usage.costUsd;
+  if (outcome.kind === 'final') {
+    run.result.verdicts.push(outcome.record);
+    run.result.artifacts.push({ name: `verdict-${request.phase}-${n}`, ...outcome.record.verdictRef });
+  }
+  return outcome;
+}
+
+/**
+ * 7. The end of every path: the status (a pause is over), then, whatever cancels, the provenance record, the budget
+ * spent and the task's final audit event; returns once every message handler has finished.
+ */
+async function finish(run: TaskRun, status: TaskResult['status'], reason?: string): Promise<TaskResult> {
+  const { input, info, task, planning } = run;
+  run.result.status = status;
+  if (reason) run.result.reason = reason;
+  run.progress.paused = false;
+  run.setStatus(status, reason ?? status, 100);
+  await CancellationScope.nonCancellable(async () => {
+    const provenance = await planning.storeJsonArtifact(
+      task,
+      'provenance',
+      buildProvenance({
+        input,
+        workflow: { id: info.workflowId, firstRunId: info.firstExecutionRunId, namespace: info.namespace },
+        status,
+        reason,
+        planHash: run.progress.planHash,
+        result: run.result,
+      }),
+    );
+    run.result.artifacts.push({ name: 'provenance', ...provenance });
+    await planning.recordTaskEvent(task, 'budget.spent', budgetSpentEvent(run.result.usage, input.budgets));
+    await planning.recordTaskEvent(task, `task.${status}`, taskEndedEvent(reason, run.result));
+  });
+  await condition(allHandlersFinished);
+  return run.result;
 }
