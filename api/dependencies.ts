@@ -27,14 +27,19 @@ const GRPC_UNAVAILABLE = 14;
 const PROBE_TIMEOUT_MS = 2_000;
 const COOL_DOWN_MS = 5_000;
 
-/** A gRPC UNAVAILABLE anywhere in the error's cause chain (the client's ServiceError wraps the gRPC error). */
-export function isTemporalUnavailable(err: unknown): boolean {
+/** A gRPC status `code` anywhere in the error's cause chain (the client's ServiceError wraps the gRPC error). */
+export function hasGrpcCode(err: unknown, code: number): boolean {
   let current: unknown = err;
   for (let depth = 0; depth < 5 && current !== null && typeof current === 'object'; depth++) {
-    if ((current as { code?: unknown }).code === GRPC_UNAVAILABLE) return true;
+    if ((current as { code?: unknown }).code === code) return true;
     current = (current as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/** A gRPC UNAVAILABLE anywhere in the error's cause chain. */
+export function isTemporalUnavailable(err: unknown): boolean {
+  return hasGrpcCode(err, GRPC_UNAVAILABLE);
 }
 
 export function temporalBreaker(address: string): CircuitBreaker {

@@ -3,7 +3,7 @@
  * through); the error middleware maps everything here, and anything unexpected becomes a 500 without internals.
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { ZodError } from 'zod';
+import { ZodError, type z } from 'zod';
 import type { Logger } from '../common/logger.js';
 
 export class HttpProblem extends Error {
@@ -50,6 +50,16 @@ export function validationProblem(err: ZodError, where: 'body' | 'params' | 'que
     `the request ${where} is invalid: ${issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ')}`,
     { issues },
   );
+}
+
+/**
+ * The one way the API validates what a request brings: the schema's output, or a 400 problem listing every issue and
+ * where it is (body, query or params). An absent value (no body) is validated as an empty object.
+ */
+export function validate<T>(schema: z.ZodType<T>, value: unknown, where: 'body' | 'params' | 'query' = 'body'): T {
+  const parsed = schema.safeParse(value ?? {});
+  if (!parsed.success) throw validationProblem(parsed.error, where);
+  return parsed.data;
 }
 
 export const notFoundRoute: RequestHandler = (req) => {

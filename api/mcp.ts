@@ -22,21 +22,17 @@ import { TaskIdSchema, TaskRequestSchema } from '../workflows/task/definitions.j
 import type { AppDeps } from './app.js';
 import { isTemporalUnavailable } from './dependencies.js';
 import { HttpProblem } from './errors.js';
-import { hasRole, principalOf, type Principal } from './principal.js';
+import { hasRole, principalOf, TASK_ROLES, type Principal } from './principal.js';
+import { DecisionBodySchema, PageQuerySchema, SHA256, TaskListQuerySchema } from './schemas.js';
 import {
   artifactHref,
   decideTask,
-  DecisionBodySchema,
   getTask,
   getTaskArtifact,
   listPendingApprovals,
   listTaskArtifacts,
   listTasks,
-  ListQuerySchema,
-  PendingQuerySchema,
-  SHA256,
   startTask,
-  TASK_ROLES,
 } from './task-service.js';
 
 export const MCP_PATH = '/mcp';
@@ -207,7 +203,7 @@ export function createMcpServer(deps: AppDeps, principal: Principal, correlation
       description:
         'Lists your tenant’s tasks, newest first, optionally by status or risk tier; pass nextCursor back as cursor ' +
         `for the next page. ${role('list')}`,
-      inputSchema: ListQuerySchema,
+      inputSchema: TaskListQuerySchema,
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     (args) => tool(log, async () => ok(await listTasks(deps, principal, args))),
@@ -233,7 +229,7 @@ export function createMcpServer(deps: AppDeps, principal: Principal, correlation
       description:
         'Your tenant’s tasks that wait for a person to approve or reject their plan or diff, each with what waits ' +
         `(kind), the hash to decide on, the reasons and the deadline. ${role('pendingApprovals')}`,
-      inputSchema: PendingQuerySchema,
+      inputSchema: PageQuerySchema,
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     (args) => tool(log, async () => ok(await listPendingApprovals(deps, principal, args))),

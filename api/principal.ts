@@ -110,3 +110,29 @@ export function requireRole(role: Role): RequestHandler {
     throw new HttpProblem(403, 'Forbidden', `this route needs the ${role} role`);
   };
 }
+
+/** The role each task operation needs, over REST (route guards) and MCP (per tool) alike. */
+export const TASK_ROLES = {
+  start: 'operator',
+  list: 'viewer',
+  get: 'viewer',
+  result: 'viewer',
+  artifacts: 'viewer',
+  artifact: 'viewer',
+  audit: 'viewer',
+  events: 'viewer',
+  pendingApprovals: 'viewer',
+  pause: 'operator',
+  resume: 'operator',
+  cancel: 'operator',
+  clarify: 'operator',
+  decide: 'approver',
+} as const satisfies Record<string, Role>;
+export type TaskOperation = keyof typeof TASK_ROLES;
+
+/** 403 problem (extra.role names the role) unless the principal may perform the task operation. */
+export function authorize(principal: Pick<Principal, 'roles'>, operation: TaskOperation): void {
+  const role = TASK_ROLES[operation];
+  if (!hasRole(principal, role))
+    throw new HttpProblem(403, 'Forbidden', `this operation needs the ${role} role`, { role });
+}

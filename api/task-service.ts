@@ -4,9 +4,11 @@
  * and the MCP server (api/mcp.ts) — so they validate, authorise, isolate tenants and fail the same way.
  *
  * Every function takes the dependencies and the authenticated principal, checks the role the operation needs
- * (TASK_ROLES; admin implies every role), validates its input with the schemas below or the workflow's contracts, and
- * throws the API's problems (api/errors.ts): 400 invalid input, 403 missing role, 404 unknown or another tenant's
- * task, 409 conflict. Still no business logic: what a task does lives in workflows/task.
+ * (TASK_ROLES in api/principal.ts; admin implies every role), validates its input with api/schemas.ts or the
+ * workflow's contracts, and throws the API's problems (api/errors.ts): 400 invalid input, 403 missing role, 404
+ * unknown or another tenant's task (api/ownership.ts), 409 conflict. Lists come from Temporal visibility
+ * (api/visibility.ts), records from PostgreSQL through common/ (tasks-repo, audit, artifacts). Still no business
+ * logic: what a task does lives in workflows/task.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -16,10 +18,9 @@ import {
   type WorkflowExecutionDescription,
 } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { z } from 'zod';
-import type { Role } from '../common/api-keys.js';
 import { listAuditEvents } from '../common/audit.js';
 import { getArtifact } from '../common/artifacts.js';
+import { artifactsReferencedBy, taskEventsAfter, type TaskEventRow } from '../common/tasks-repo.js';
 import { agentTaskWorkflow } from '../workflows/index.js';
 import {
   clarifySignal,
@@ -29,78 +30,32 @@ import {
   resumeSignal,
   TaskIdSchema,
   TaskRequestSchema,
-  TaskStatusSchema,
   taskWorkflowId,
   type AgentTaskInput,
   type PendingApproval,
   type TaskProgress,
   type TaskResult,
 } from '../workflows/task/definitions.js';
-import { TaskStatusKey, TenantKey } from '../temporal/search-attributes.js';
+import { RiskTierKey, TaskStatusKey, TenantKey } from '../temporal/search-attributes.js';
 import { queueFor } from '../temporal/task-queues.js';
 import type { AppDeps } from './app.js';
-import { conflict, HttpProblem, notFound, validationProblem } from './errors.js';
-import { hasRole, type Principal } from './principal.js';
+import { conflict, HttpProblem, notFound, validate } from './errors.js';
+import { ownedWorkflow } from './ownership.js';
+import { authorize, type Principal } from './principal.js';
+import {
+  ClarifyBodySchema,
+  DecisionBodySchema,
+  EmptyBodySchema,
+  PageQuerySchema,
+  SHA256,
+  TaskListQuerySchema,
+} from './schemas.js';
 import { checkSpec } from './spec-input.js';
+import { listWorkflowPage, tenantWorkflowsQuery } from './visibility.js';
 
 export type TaskServiceDeps = Pick<AppDeps, 'temporal' | 'db' | 'config'>;
 
-// ---- input schemas (the REST routes, the MCP tools and the OpenAPI document all use these) -------------------------
-
-export const ListQuerySchema = z
-  .object({
-    status: TaskStatusSchema.optional(),
-    risk_tier: z.coerce.number().int().min(1).max(3).optional(),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-    cursor: z.string().max(4096).optional(),
-  })
-  .strict();
-export const PendingQuerySchema = ListQuerySchema.pick({ limit: true, cursor: true }).strict();
-export const SHA256 = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 hex digest');
-export const DecisionBodySchema = z.object({ hash: SHA256, reason: z.string().max(2000).optional() }).strict();
-export const ClarifyBodySchema = z
-  .object({
-    spec: z.union([z.string().min(1), z.record(z.string(), z.unknown())]),
-    strict_spec: z.boolean().default(false),
-  })
-  .strict();
-export const EmptyBodySchema = z.object({}).strict();
-
-// ---- authorisation -----------------------------------------------------------------------------------------------
-
-/** The role each task operation needs (admin implies every role). The REST routes guard with the same roles. */
-export const TASK_ROLES = {
-  start: 'operator',
-  list: 'viewer',
-  get: 'viewer',
-  result: 'viewer',
-  artifacts: 'viewer',
-  artifact: 'viewer',
-  audit: 'viewer',
-  events: 'viewer',
-  pendingApprovals: 'viewer',
-  pause: 'operator',
-  resume: 'operator',
-  cancel: 'operator',
-  clarify: 'operator',
-  decide: 'approver',
-} as const satisfies Record<string, Role>;
-export type TaskOperation = keyof typeof TASK_ROLES;
-
-/** 403 problem (extra.role names the role) unless the principal may perform the operation. */
-export function authorize(principal: Pick<Principal, 'roles'>, operation: TaskOperation): void {
-  const role = TASK_ROLES[operation];
-  if (!hasRole(principal, role))
-    throw new HttpProblem(403, 'Forbidden', `this operation needs the ${role} role`, { role });
-}
-
 // ---- helpers -----------------------------------------------------------------------------------------------------
-
-function parse<T>(schema: z.ZodType<T>, value: unknown, where: 'body' | 'query' | 'params' = 'body'): T {
-  const parsed = schema.safeParse(value ?? {});
-  if (!parsed.success) throw validationProblem(parsed.error, where);
-  return parsed.data;
-}
 
 export function webUiLink({ config }: Pick<TaskServiceDeps, 'config'>, workflowId: string): string {
   return `${config.TEMPORAL_UI_URL}/namespaces/${encodeURIComponent(config.TEMPORAL_NAMESPACE)}/workflows/${encodeURIComponent(workflowId)}`;
@@ -115,19 +70,12 @@ export async function ownedTask(
   principal: Pick<Principal, 'tenantId'>,
   rawId: unknown,
 ): Promise<{ id: string; description: WorkflowExecutionDescription }> {
-  const parsed = TaskIdSchema.safeParse(rawId);
-  if (!parsed.success) throw validationProblem(parsed.error, 'params');
-  const id = parsed.data;
-  try {
-    const description = await temporal.workflow.getHandle(taskWorkflowId(id)).describe();
-    if (description.type !== agentTaskWorkflow.name || description.memo?.tenantId !== principal.tenantId) {
-      throw notFound(`no task ${id}`);
-    }
-    return { id, description };
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw notFound(`no task ${id}`);
-    throw err;
-  }
+  const id = validate(TaskIdSchema, rawId, 'params');
+  const description = await ownedWorkflow(temporal, principal, taskWorkflowId(id), {
+    type: agentTaskWorkflow.name,
+    what: `task ${id}`,
+  });
+  return { id, description };
 }
 
 /** An owned task whose workflow is still running (409 if it has ended), with a typed handle. */
@@ -166,7 +114,7 @@ export async function startTask(
 ): Promise<TaskAccepted> {
   authorize(principal, 'start');
   const { temporal, config } = deps;
-  const request = parse(TaskRequestSchema, body);
+  const request = validate(TaskRequestSchema, body);
   const checked = request.spec === undefined ? undefined : checkSpec(request.spec, request.strict_spec);
   const id = request.id ?? randomUUID();
   const input: AgentTaskInput = {
@@ -234,19 +182,13 @@ export async function listTasks(
   query: unknown,
 ): Promise<{ items: TaskListItem[]; nextCursor: string | null }> {
   authorize(principal, 'list');
-  const { temporal, config } = deps;
-  const q = parse(ListQuerySchema, query, 'query');
-  const clauses = [`WorkflowType = '${agentTaskWorkflow.name}'`, `${TenantKey.name} = '${principal.tenantId}'`];
-  if (q.status) clauses.push(`${TaskStatusKey.name} = '${q.status}'`);
-  if (q.risk_tier) clauses.push(`AgencyRiskTier = ${q.risk_tier}`);
-  let nextPageToken: Uint8Array | undefined;
-  if (q.cursor) nextPageToken = Buffer.from(q.cursor, 'base64url');
-  const page = await temporal.workflowService.listWorkflowExecutions({
-    namespace: config.TEMPORAL_NAMESPACE,
-    pageSize: q.limit,
-    nextPageToken,
-    query: clauses.join(' AND '),
-  });
+  const q = validate(TaskListQuerySchema, query, 'query');
+  const filters = { [TaskStatusKey.name]: q.status, [RiskTierKey.name]: q.risk_tier };
+  const page = await listWorkflowPage(
+    deps,
+    tenantWorkflowsQuery(agentTaskWorkflow.name, principal.tenantId, filters),
+    q,
+  );
   const attribute = (e: (typeof page.executions)[number], name: string): unknown => {
     const payload = e.searchAttributes?.indexedFields?.[name];
     return payload ? defaultPayloadConverter.fromPayload(payload) : undefined;
@@ -256,11 +198,11 @@ export async function listTasks(
       id: (e.execution?.workflowId ?? '').replace(/^task-/, ''),
       workflowId: e.execution?.workflowId ?? undefined,
       status: attribute(e, TaskStatusKey.name),
-      riskTier: attribute(e, 'AgencyRiskTier'),
+      riskTier: attribute(e, RiskTierKey.name),
       temporalStatus: e.status,
       startedAt: e.startTime?.seconds ? new Date(Number(e.startTime.seconds) * 1000).toISOString() : undefined,
     })),
-    nextCursor: page.nextPageToken?.length ? Buffer.from(page.nextPageToken).toString('base64url') : null,
+    nextCursor: page.nextCursor,
   };
 }
 
@@ -351,12 +293,7 @@ export async function listTaskArtifacts(
 ): Promise<{ id: string; items: TaskArtifactItem[] }> {
   authorize(principal, 'artifacts');
   const { id, description } = await ownedTask(deps, principal, rawId);
-  const { rows } = await deps.db.query<{ sha256: string; media_type: string; size_bytes: number }>(
-    `SELECT DISTINCT a.sha256, a.media_type, a.size_bytes FROM artifacts a
-       JOIN audit_events e ON e.tenant_id = a.tenant_id AND e.workflow_id = $2
-      WHERE a.tenant_id = $1 AND e.payload::text LIKE '%' || a.sha256 || '%'`,
-    [principal.tenantId, description.workflowId],
-  );
+  const referenced = await artifactsReferencedBy(deps.db, principal.tenantId, description.workflowId);
   const named =
     description.status.name === 'COMPLETED'
       ? ((await deps.temporal.workflow.getHandle(description.workflowId).result()) as TaskResult).artifacts
@@ -365,15 +302,9 @@ export async function listTaskArtifacts(
     id,
     items: [
       ...named.map((a) => ({ ...a, href: artifactHref(id, a.sha256) })),
-      ...rows
+      ...referenced
         .filter((r) => !named.some((a) => a.sha256 === r.sha256))
-        .map((r) => ({
-          name: null,
-          sha256: r.sha256,
-          mediaType: r.media_type,
-          sizeBytes: r.size_bytes,
-          href: artifactHref(id, r.sha256),
-        })),
+        .map((r) => ({ name: null, ...r, href: artifactHref(id, r.sha256) })),
     ],
   };
 }
@@ -387,7 +318,7 @@ export async function getTaskArtifact(
 ): Promise<{ sha256: string; mediaType: string; sizeBytes: number; content: Buffer }> {
   authorize(principal, 'artifact');
   await ownedTask(deps, principal, rawId);
-  const sha = parse(SHA256, rawSha256, 'query');
+  const sha = validate(SHA256, rawSha256, 'query');
   const artifact = await getArtifact(deps.db, principal.tenantId, sha);
   if (!artifact) throw notFound(`no artifact ${sha}`);
   return artifact;
@@ -403,14 +334,6 @@ export async function getTaskAudit(deps: TaskServiceDeps, principal: Principal, 
   };
 }
 
-export interface TaskEventRow {
-  seq: string;
-  action: string;
-  actor: string;
-  occurred_at: Date;
-  payload: unknown;
-}
-
 /** The task's audit trail as a source of events after a sequence number (for a stream the caller drives). */
 export async function taskEventSource(deps: TaskServiceDeps, principal: Principal, rawId: unknown) {
   authorize(principal, 'events');
@@ -419,13 +342,8 @@ export async function taskEventSource(deps: TaskServiceDeps, principal: Principa
     id,
     workflowId: description.workflowId,
     /** Up to `limit` events with a sequence number above `seq`, in order. */
-    async after(seq: number, limit = 200): Promise<TaskEventRow[]> {
-      const { rows } = await deps.db.query<TaskEventRow>(
-        'SELECT seq, action, actor, occurred_at, payload FROM audit_events WHERE tenant_id = $1 AND workflow_id = $2 AND seq > $3 ORDER BY seq LIMIT $4',
-        [principal.tenantId, description.workflowId, seq, limit],
-      );
-      return rows;
-    },
+    after: (seq: number, limit = 200): Promise<TaskEventRow[]> =>
+      taskEventsAfter(deps.db, principal.tenantId, description.workflowId, seq, limit),
   };
 }
 
@@ -438,7 +356,7 @@ export async function signalTask(
   body: unknown,
 ): Promise<{ id: string; status: 'pause_requested' | 'resume_requested' }> {
   authorize(principal, message);
-  parse(EmptyBodySchema, body);
+  validate(EmptyBodySchema, body);
   const { id, handle } = await runningTask(deps, principal, rawId);
   await handle.signal(message === 'pause' ? pauseSignal : resumeSignal, { by: principal.subject });
   return { id, status: `${message}_requested` };
@@ -464,7 +382,7 @@ export async function clarifyTask(
   body: unknown,
 ): Promise<{ id: string; status: 'clarification_sent'; specWarnings: string[] }> {
   authorize(principal, 'clarify');
-  const request = parse(ClarifyBodySchema, body);
+  const request = validate(ClarifyBodySchema, body);
   const checked = checkSpec(request.spec, request.strict_spec);
   const { id, handle } = await runningTask(deps, principal, rawId);
   const progress = await handle.query(progressQuery);
@@ -483,7 +401,7 @@ export async function decideTask(
   body: unknown,
 ): Promise<{ id: string; accepted: boolean; note: string; status: string }> {
   authorize(principal, 'decide');
-  const request = parse(DecisionBodySchema, body);
+  const request = validate(DecisionBodySchema, body);
   const { id, handle } = await runningTask(deps, principal, rawId);
   return { id, ...(await decide(handle, decision, request, principal.subject)) };
 }
@@ -534,7 +452,7 @@ export async function listPendingApprovals(
   query: unknown,
 ): Promise<{ items: PendingApprovalItem[]; nextCursor: string | null }> {
   authorize(principal, 'pendingApprovals');
-  const q = parse(PendingQuerySchema, query, 'query');
+  const q = validate(PageQuerySchema, query, 'query');
   const page = await listTasks(deps, principal, { ...q, status: 'awaiting_approval' });
   const items = await Promise.all(
     page.items.map(async (item): Promise<PendingApprovalItem | undefined> => {

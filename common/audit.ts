@@ -13,7 +13,14 @@ import type { TaskRef } from '../workflows/task/definitions.js';
 import type { Db } from './db.js';
 import { hashJson } from './hash.js';
 import { auditActionLabel, auditEventsTotal } from './metrics.js';
-import { signJson, verifyJson, type JsonSignature, type SigningKey } from './signing.js';
+import {
+  listSigningKeys,
+  registerSigningKey,
+  signJson,
+  verifyJson,
+  type JsonSignature,
+  type SigningKey,
+} from './signing.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 const AUDIT_LOCK = 0x61756469; // 'audi'
@@ -317,10 +324,7 @@ export class AuditChainBroken extends Error {
  * Returns null while the trail is empty.
  */
 export async function createCheckpoint(db: Db, key: SigningKey): Promise<AuditCheckpoint | null> {
-  await db.query('INSERT INTO signing_keys (key_id, public_key_pem) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING', [
-    key.keyId,
-    key.publicKeyPem,
-  ]);
+  await registerSigningKey(db, key);
   const client = await db.connect();
   try {
     // One snapshot for the previous checkpoint, the head, the count and the events between.
@@ -444,11 +448,7 @@ async function walkChain(db: PoolClient, options: VerifyOptions): Promise<AuditV
   const checkpoints = (await db.query<CheckpointRow>('SELECT * FROM audit_checkpoints ORDER BY head_seq, id')).rows.map(
     checkpointFromRow,
   );
-  const keys = new Map(
-    (
-      await db.query<{ key_id: string; public_key_pem: string }>('SELECT key_id, public_key_pem FROM signing_keys')
-    ).rows.map((r) => [r.key_id, r.public_key_pem]),
-  );
+  const keys = new Map((await listSigningKeys(db)).map((k) => [k.keyId, k.publicKeyPem]));
   const problems: CheckpointProblem[] = [];
   const problem = (c: AuditCheckpoint, reason: string): void =>
     void problems.push({ checkpointId: c.id, headSeq: c.headSeq, reason });

@@ -13,6 +13,7 @@ import {
 } from 'node:crypto';
 import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type pg from 'pg';
 import { canonicalJson, sha256Hex } from './hash.js';
 
 export const SIGNING_KEY_FILE = 'signing-key.pem';
@@ -128,4 +129,28 @@ export function verifyJson(value: unknown, signature: JsonSignature, publicKeyPe
   const bytes = Buffer.from(signature.signature, 'base64url');
   if (bytes.length !== 64) return false;
   return verify(null, payload, publicKey, bytes);
+}
+
+// ---- the public halves in PostgreSQL (signing_keys: insert-only for the application's role) ------------------------
+
+/** A pool or a client (inside a transaction or a consistent snapshot). */
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+/** Records a key's public half, once, so that what it signs can be verified later. */
+export async function registerSigningKey(
+  db: Queryable,
+  key: Pick<SigningKey, 'keyId' | 'publicKeyPem'>,
+): Promise<void> {
+  await db.query('INSERT INTO signing_keys (key_id, public_key_pem) VALUES ($1, $2) ON CONFLICT (key_id) DO NOTHING', [
+    key.keyId,
+    key.publicKeyPem,
+  ]);
+}
+
+/** Every registered public key. */
+export async function listSigningKeys(db: Queryable): Promise<Pick<SigningKey, 'keyId' | 'publicKeyPem'>[]> {
+  const { rows } = await db.query<{ key_id: string; public_key_pem: string }>(
+    'SELECT key_id, public_key_pem FROM signing_keys',
+  );
+  return rows.map((r) => ({ keyId: r.key_id, publicKeyPem: r.public_key_pem }));
 }

@@ -10,7 +10,7 @@ import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { auditHeadSeq, getAuditEvent, queryAuditEvents, verifyAuditChain } from '../../common/audit.js';
 import type { AppDeps } from '../app.js';
-import { notFound, validationProblem } from '../errors.js';
+import { notFound, validate } from '../errors.js';
 import { principalOf, requireRole } from '../principal.js';
 
 export const AUDIT_PAGE_MAX = 500;
@@ -42,12 +42,6 @@ export const ExportQuerySchema = z.object(Filters).strict().refine(sinceBeforeUn
 export const EmptyQuerySchema = z.object({}).strict();
 export const EventIdSchema = z.uuid('an audit event id is a UUID');
 
-function parse<S extends z.ZodType>(schema: S, value: unknown, where: 'query' | 'params'): z.output<S> {
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) throw validationProblem(parsed.error, where);
-  return parsed.data;
-}
-
 function filtersOf(q: z.output<typeof ExportQuerySchema>) {
   return { actor: q.actor, action: q.action, workflowId: q.workflow_id, since: q.since, until: q.until };
 }
@@ -69,7 +63,7 @@ export function auditRoutes({ db, config, log }: AppDeps): Router {
   const router = Router();
 
   router.get('/api/v1/audit/events', requireRole('viewer'), async (req, res) => {
-    const q = parse(ListQuerySchema, req.query, 'query');
+    const q = validate(ListQuerySchema, req.query, 'query');
     const page = await queryAuditEvents(db, {
       tenantId: principalOf(res).tenantId,
       ...filtersOf(q),
@@ -80,7 +74,7 @@ export function auditRoutes({ db, config, log }: AppDeps): Router {
   });
 
   router.get('/api/v1/audit/events/:id', requireRole('viewer'), async (req, res) => {
-    const id = parse(EventIdSchema, req.params.id, 'params');
+    const id = validate(EventIdSchema, req.params.id, 'params');
     const event = await getAuditEvent(db, principalOf(res).tenantId, id);
     if (!event) throw notFound(`no audit event ${id}`);
     res.json(event);
@@ -88,7 +82,7 @@ export function auditRoutes({ db, config, log }: AppDeps): Router {
 
   /** Every matching event as one JSON object per line, up to the head at the start of the export, page by page. */
   router.get('/api/v1/audit/export', requireRole('admin'), async (req, res) => {
-    const q = parse(ExportQuerySchema, req.query, 'query');
+    const q = validate(ExportQuerySchema, req.query, 'query');
     const tenantId = principalOf(res).tenantId;
     const throughSeq = await auditHeadSeq(db);
     res.status(200).type('application/x-ndjson');
@@ -120,7 +114,7 @@ export function auditRoutes({ db, config, log }: AppDeps): Router {
   });
 
   router.get('/api/v1/audit/verify', requireRole('admin'), async (req, res) => {
-    parse(EmptyQuerySchema, req.query, 'query');
+    validate(EmptyQuerySchema, req.query, 'query');
     const result = await verifyAuditChain(db);
     const latest = result.checkpoints.latest;
     // Checkpointing stopped, or recent checkpoints were removed: events after the newest one are not covered.

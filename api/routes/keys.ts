@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { createApiKey, ensureTenant, listApiKeys, revokeApiKey, ROLES } from '../../common/api-keys.js';
 import { appendAuditEvent } from '../../common/audit.js';
 import type { AppDeps } from '../app.js';
-import { conflict, HttpProblem, notFound, validationProblem } from '../errors.js';
+import { conflict, HttpProblem, notFound, validate } from '../errors.js';
 import { principalOf, requireRole } from '../principal.js';
 
 export const CreateKeySchema = z
@@ -44,16 +44,15 @@ export function keyRoutes({ db, config }: AppDeps): Router {
   });
 
   router.post('/api/v1/keys', requireRole('admin'), async (req, res) => {
-    const body = CreateKeySchema.safeParse(req.body ?? {});
-    if (!body.success) throw validationProblem(body.error);
-    if (body.data.expires_at && Date.parse(body.data.expires_at) <= Date.now()) {
+    const body = validate(CreateKeySchema, req.body);
+    if (body.expires_at && Date.parse(body.expires_at) <= Date.now()) {
       throw new HttpProblem(400, 'Bad Request', 'expires_at must be in the future');
     }
     const created = await createApiKey(db, {
       tenantId: principalOf(res).tenantId,
-      name: body.data.name,
-      roles: body.data.roles,
-      expiresAt: body.data.expires_at,
+      name: body.name,
+      roles: body.roles,
+      expiresAt: body.expires_at,
     });
     await audit(res, 'key.created', created.id, {
       name: created.name,
@@ -64,10 +63,9 @@ export function keyRoutes({ db, config }: AppDeps): Router {
   });
 
   router.post('/api/v1/keys/:id/revoke', requireRole('admin'), async (req, res) => {
-    const id = KeyId.safeParse(req.params.id);
-    if (!id.success) throw validationProblem(id.error, 'params');
-    const revoked = await revokeApiKey(db, principalOf(res).tenantId, id.data);
-    if (!revoked) throw notFound(`no key ${id.data}`);
+    const id = validate(KeyId, req.params.id, 'params');
+    const revoked = await revokeApiKey(db, principalOf(res).tenantId, id);
+    if (!revoked) throw notFound(`no key ${id}`);
     await audit(res, 'key.revoked', revoked.id, { name: revoked.name });
     res.json(revoked);
   });
@@ -76,13 +74,11 @@ export function keyRoutes({ db, config }: AppDeps): Router {
     if (principalOf(res).tenantId !== config.BOOTSTRAP_TENANT) {
       throw new HttpProblem(403, 'Forbidden', `only admins of the ${config.BOOTSTRAP_TENANT} tenant create tenants`);
     }
-    const body = CreateTenantSchema.safeParse(req.body ?? {});
-    if (!body.success) throw validationProblem(body.error);
-    if (!(await ensureTenant(db, body.data.id, body.data.name)))
-      throw conflict(`tenant ${body.data.id} already exists`);
-    const admin = await createApiKey(db, { tenantId: body.data.id, name: 'admin', roles: ['admin'] });
-    await audit(res, 'tenant.created', body.data.id, { name: body.data.name, adminKey: admin.id });
-    res.status(201).json({ tenant: body.data, adminKey: admin });
+    const body = validate(CreateTenantSchema, req.body);
+    if (!(await ensureTenant(db, body.id, body.name))) throw conflict(`tenant ${body.id} already exists`);
+    const admin = await createApiKey(db, { tenantId: body.id, name: 'admin', roles: ['admin'] });
+    await audit(res, 'tenant.created', body.id, { name: body.name, adminKey: admin.id });
+    res.status(201).json({ tenant: body, adminKey: admin });
   });
 
   return router;

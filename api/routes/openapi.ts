@@ -1,7 +1,8 @@
 /**
  * GET /api/v1/openapi.json: the API's OpenAPI 3.1 document, generated from the zod schemas the routes validate with
- * (@asteasolutions/zod-to-openapi, which supports zod 4). Nothing here restates a schema: each operation points at
- * the route module's own schema, so a changed contract changes the document.
+ * (@asteasolutions/zod-to-openapi, which supports zod 4). Nothing here restates an input schema: each operation points
+ * at the one its route validates with (api/schemas.ts or the route module's own), so a changed contract changes the
+ * document.
  *
  * OPERATIONS lists every route the app registers. test/unit/openapi.test.ts walks the Express router stack of
  * createApp() and fails when a registered route is missing here, so a new route needs its line below.
@@ -17,11 +18,10 @@ import { PROJECT_ROOT } from '../../common/config.js';
 import { TaskIdSchema, TaskRequestSchema } from '../../workflows/task/definitions.js';
 import { MCP_PATH, McpMessageSchema } from '../mcp.js';
 import type { Role } from '../principal.js';
+import * as schemas from '../schemas.js';
 import * as audit from './audit.js';
 import * as codec from './codec.js';
-import * as council from './council.js';
 import * as keys from './keys.js';
-import * as tasks from './tasks.js';
 import * as waivers from './waivers.js';
 import * as tools from '../../common/tool-registry.js';
 import * as toolRoutesModule from './tools.js';
@@ -71,6 +71,26 @@ const TaskAcceptedSchema = z.object({
   status: z.literal('pending'),
   specWarnings: z.array(z.string()),
   webUi: z.string(),
+});
+
+const ReviewAcceptedSchema = z.object({
+  sessionId: z.string().meta({ description: 'the review’s id (its council session): review- and a sha256' }),
+  specHash: z.string(),
+  diff: z.object({ sha256: z.string(), mediaType: z.string(), sizeBytes: z.number().int() }),
+  href: z.string().meta({ description: 'where to poll the review (also the Location header)' }),
+});
+
+const ReviewViewSchema = ReviewAcceptedSchema.extend({
+  status: z.enum(['deliberating', 'decided', 'escalated', 'failed']),
+  temporalStatus: z.string(),
+  outcome: z
+    .looseObject({ kind: z.enum(['final', 'escalate']) })
+    .nullable()
+    .meta({ description: 'once ended: the signed verdict record (final) or the escalation' }),
+  verdict: z
+    .looseObject({ decision: z.string() })
+    .nullable()
+    .meta({ description: 'the council’s verdict, once decided' }),
 });
 
 const HEALTH = { status: 200, description: 'up (503 names the dependency that is down)' };
@@ -138,7 +158,7 @@ export const OPERATIONS: readonly Operation[] = [
     summary: 'List tasks (Temporal visibility), cursor pagination',
     tag: 'tasks',
     access: 'viewer',
-    query: tasks.ListQuerySchema,
+    query: schemas.TaskListQuerySchema,
     ok: { status: 200, description: 'a page of tasks' },
     temporal: true,
   },
@@ -166,7 +186,7 @@ export const OPERATIONS: readonly Operation[] = [
     summary: 'One artifact of a task, by its sha256',
     tag: 'tasks',
     access: 'viewer',
-    params: { ...taskId, sha256: tasks.SHA256 },
+    params: { ...taskId, sha256: schemas.SHA256 },
     ok: { status: 200, description: 'the artifact, with its media type', type: 'application/octet-stream' },
     errors: [404],
     temporal: true,
@@ -189,7 +209,7 @@ export const OPERATIONS: readonly Operation[] = [
     tag: 'tasks',
     access: 'operator',
     params: taskId,
-    body: tasks.EmptyBodySchema,
+    body: schemas.EmptyBodySchema,
     ok: { status: 202, description: `${message} requested` },
     errors: [404, 409],
     temporal: true,
@@ -212,7 +232,7 @@ export const OPERATIONS: readonly Operation[] = [
     tag: 'tasks',
     access: 'operator',
     params: taskId,
-    body: tasks.ClarifyBodySchema,
+    body: schemas.ClarifyBodySchema,
     ok: { status: 202, description: 'clarification sent' },
     errors: [404, 409],
     temporal: true,
@@ -224,7 +244,7 @@ export const OPERATIONS: readonly Operation[] = [
     tag: 'tasks',
     access: 'approver',
     params: taskId,
-    body: tasks.DecisionBodySchema,
+    body: schemas.DecisionBodySchema,
     ok: { status: 200, description: 'the decision was accepted' },
     errors: [404, 409],
     temporal: true,
@@ -236,7 +256,7 @@ export const OPERATIONS: readonly Operation[] = [
     summary: 'List council sessions',
     tag: 'council',
     access: 'viewer',
-    query: council.ListQuerySchema,
+    query: schemas.PageQuerySchema,
     ok: { status: 200, description: 'a page of sessions' },
     temporal: true,
   },
@@ -246,7 +266,7 @@ export const OPERATIONS: readonly Operation[] = [
     summary: 'A council session: votes per round, outcome, signing keys',
     tag: 'council',
     access: 'viewer',
-    params: { id: council.SessionIdSchema },
+    params: { id: schemas.SessionIdSchema },
     ok: { status: 200, description: 'the session' },
     errors: [404],
     temporal: true,
@@ -257,8 +277,8 @@ export const OPERATIONS: readonly Operation[] = [
     summary: `${decision === 'approve' ? 'Approve' : 'Reject'} the task behind an escalated or gated session`,
     tag: 'council',
     access: 'approver',
-    params: { id: council.SessionIdSchema },
-    body: council.DecisionBodySchema,
+    params: { id: schemas.SessionIdSchema },
+    body: schemas.DecisionBodySchema,
     ok: { status: 200, description: 'the decision was accepted' },
     errors: [404, 409],
     temporal: true,
@@ -266,12 +286,25 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: 'post',
     path: '/api/v1/council/review',
-    summary: 'Review a diff against a spec with the full council, without executing anything',
+    summary:
+      'Start reviewing a diff against a spec with the full council, without executing anything; the same input ' +
+      'names the same review',
     tag: 'council',
     access: 'operator',
-    body: council.ReviewBodySchema,
-    ok: { status: 200, description: 'the council’s outcome' },
+    body: schemas.ReviewBodySchema,
+    ok: { status: 202, description: 'started (or found): poll href (the Location)', schema: ReviewAcceptedSchema },
     errors: [413],
+    temporal: true,
+  },
+  {
+    method: 'get',
+    path: '/api/v1/council/review/:id',
+    summary: 'A review’s status and, once the council has decided, its verdict',
+    tag: 'council',
+    access: 'viewer',
+    params: { id: schemas.ReviewIdSchema },
+    ok: { status: 200, description: 'the review', schema: ReviewViewSchema },
+    errors: [404],
     temporal: true,
   },
   // ---- waivers

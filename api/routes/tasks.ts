@@ -6,8 +6,8 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AppDeps } from '../app.js';
-import { validationProblem } from '../errors.js';
-import { principalOf, requireRole } from '../principal.js';
+import { validate } from '../errors.js';
+import { principalOf, requireRole, TASK_ROLES } from '../principal.js';
 import {
   cancelTask,
   clarifyTask,
@@ -20,18 +20,7 @@ import {
   listTasks,
   signalTask,
   startTask,
-  TASK_ROLES,
   taskEventSource,
-} from '../task-service.js';
-
-// The request schemas live with the service; the OpenAPI document and the council routes import them from here.
-export {
-  ClarifyBodySchema,
-  decide,
-  DecisionBodySchema,
-  EmptyBodySchema,
-  ListQuerySchema,
-  SHA256,
 } from '../task-service.js';
 
 export function taskRoutes(deps: AppDeps): Router {
@@ -73,13 +62,7 @@ export function taskRoutes(deps: AppDeps): Router {
   /** Server-sent events from the task's audit trail; resumable with Last-Event-ID (the event's sequence number). */
   router.get('/api/v1/tasks/:id/events', requireRole(TASK_ROLES.events), async (req, res) => {
     const source = await taskEventSource(deps, principalOf(res), req.params.id);
-    const start = z.coerce
-      .number()
-      .int()
-      .min(0)
-      .safeParse(req.get('last-event-id') ?? req.query.after ?? 0);
-    if (!start.success) throw validationProblem(start.error, 'query');
-    let cursor = start.data;
+    let cursor = validate(z.coerce.number().int().min(0), req.get('last-event-id') ?? req.query.after ?? 0, 'query');
     let open = true;
     req.on('close', () => (open = false));
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });

@@ -21,7 +21,7 @@ import {
 import { queueFor } from '../../temporal/task-queues.js';
 import { toolDiscoveryWorkflow, toolDiscoveryWorkflowId } from '../../workflows/tools/tool-discovery.workflow.js';
 import type { AppDeps } from '../app.js';
-import { conflict, notFound, validationProblem } from '../errors.js';
+import { conflict, notFound, validate } from '../errors.js';
 import { principalOf, requireRole } from '../principal.js';
 
 export const PatchServerSchema = z.object({ enabled: z.boolean() }).strict();
@@ -58,10 +58,9 @@ export function toolRoutes({ db, temporal, config }: AppDeps): Router {
   const router = Router();
 
   const load = async (res: Response, raw: string): Promise<ToolServer> => {
-    const id = ServerIdSchema.safeParse(raw);
-    if (!id.success) throw validationProblem(id.error, 'params');
-    const server = await getServer(db, principalOf(res).tenantId, id.data);
-    if (!server) throw notFound(`no tool server ${id.data}`);
+    const id = validate(ServerIdSchema, raw, 'params');
+    const server = await getServer(db, principalOf(res).tenantId, id);
+    if (!server) throw notFound(`no tool server ${id}`);
     return server;
   };
 
@@ -113,11 +112,10 @@ export function toolRoutes({ db, temporal, config }: AppDeps): Router {
   });
 
   router.post('/api/v1/tools/servers', requireRole('admin'), async (req, res) => {
-    const body = ToolServerInputSchema.safeParse(req.body ?? {});
-    if (!body.success) throw validationProblem(body.error);
+    const body = validate(ToolServerInputSchema, req.body);
     const p = principalOf(res);
-    const created = await insertServer(db, p.tenantId, p.subject, body.data);
-    if (!created) throw conflict(`a tool server with id ${body.data.id} or name ${body.data.name} already exists`);
+    const created = await insertServer(db, p.tenantId, p.subject, body);
+    if (!created) throw conflict(`a tool server with id ${body.id} or name ${body.name} already exists`);
     await audit(res, 'tool_server.registered', created.id, {
       transport: created.transport,
       command: created.command,
@@ -141,13 +139,12 @@ export function toolRoutes({ db, temporal, config }: AppDeps): Router {
   });
 
   router.patch('/api/v1/tools/servers/:id', requireRole('admin'), async (req, res) => {
-    const body = PatchServerSchema.safeParse(req.body ?? {});
-    if (!body.success) throw validationProblem(body.error);
+    const body = validate(PatchServerSchema, req.body);
     const server = await load(res, String(req.params.id));
     if (server.tenantId === null)
       throw conflict(`${server.id} is a platform server; it is configured by the operator, not per tenant`);
-    const updated = await setServerEnabled(db, principalOf(res).tenantId, server.id, body.data.enabled);
-    await audit(res, body.data.enabled ? 'tool_server.enabled' : 'tool_server.disabled', server.id, {});
+    const updated = await setServerEnabled(db, principalOf(res).tenantId, server.id, body.enabled);
+    await audit(res, body.enabled ? 'tool_server.enabled' : 'tool_server.disabled', server.id, {});
     res.json(await detail(updated!));
   });
 

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { appendAuditEvent } from '../../common/audit.js';
 import type { Db } from '../../common/db.js';
 import type { AppDeps } from '../app.js';
-import { conflict, HttpProblem, notFound, validationProblem } from '../errors.js';
+import { conflict, HttpProblem, notFound, validate } from '../errors.js';
 import { principalOf, requireRole } from '../principal.js';
 
 export const WaiverId = z.string().regex(/^WV-\d{4,}$/, 'waiver ids look like WV-0001');
@@ -89,13 +89,12 @@ async function audit(db: Db, res: Response, action: string, id: string, payload:
 export function waiverRoutes({ db }: AppDeps): Router {
   const router = Router();
   const load = async (res: Response, raw: string): Promise<WaiverRow> => {
-    const id = WaiverId.safeParse(raw);
-    if (!id.success) throw validationProblem(id.error, 'params');
+    const id = validate(WaiverId, raw, 'params');
     const { rows } = await db.query<WaiverRow>('SELECT * FROM waivers WHERE tenant_id = $1 AND id = $2', [
       principalOf(res).tenantId,
-      id.data,
+      id,
     ]);
-    if (!rows[0]) throw notFound(`no waiver ${id.data}`);
+    if (!rows[0]) throw notFound(`no waiver ${id}`);
     return rows[0];
   };
 
@@ -107,9 +106,7 @@ export function waiverRoutes({ db }: AppDeps): Router {
   });
 
   router.post('/api/v1/waivers', requireRole('operator'), async (req, res) => {
-    const body = CreateSchema.safeParse(req.body ?? {});
-    if (!body.success) throw validationProblem(body.error);
-    const w = body.data;
+    const w = validate(CreateSchema, req.body);
     const expires = Date.parse(w.expires_at);
     if (expires <= Date.now())
       throw new HttpProblem(400, 'Bad Request', 'expires_at must be in the future', {
@@ -150,32 +147,24 @@ export function waiverRoutes({ db }: AppDeps): Router {
   });
 
   router.patch('/api/v1/waivers/:id', requireRole('operator'), async (req, res) => {
-    const body = UpdateSchema.safeParse(req.body ?? {});
-    if (!body.success) throw validationProblem(body.error);
+    const body = validate(UpdateSchema, req.body);
     const current = await load(res, String(req.params.id));
     if (current.status !== 'pending')
       throw conflict(`waiver ${current.id} is ${current.status}; only a pending waiver can be changed`);
-    if (body.data.expires_at && Date.parse(body.data.expires_at) > current.created_at.getTime() + 90 * 86_400_000) {
+    if (body.expires_at && Date.parse(body.expires_at) > current.created_at.getTime() + 90 * 86_400_000) {
       throw new HttpProblem(400, 'Bad Request', 'a waiver lasts at most 90 days from its creation');
     }
     const { rows } = await db.query<WaiverRow>(
       `UPDATE waivers SET reason = COALESCE($3, reason), mitigation = COALESCE($4, mitigation), expires_at = COALESCE($5, expires_at)
         WHERE tenant_id = $1 AND id = $2 RETURNING *`,
-      [
-        principalOf(res).tenantId,
-        current.id,
-        body.data.reason ?? null,
-        body.data.mitigation ?? null,
-        body.data.expires_at ?? null,
-      ],
+      [principalOf(res).tenantId, current.id, body.reason ?? null, body.mitigation ?? null, body.expires_at ?? null],
     );
-    await audit(db, res, 'waiver.updated', current.id, { ...body.data });
+    await audit(db, res, 'waiver.updated', current.id, { ...body });
     res.json(view(rows[0]!));
   });
 
   router.post('/api/v1/waivers/:id/approve', requireRole('approver'), async (req, res) => {
-    const body = DecisionSchema.safeParse(req.body ?? {});
-    if (!body.success) throw validationProblem(body.error);
+    const body = validate(DecisionSchema, req.body);
     const current = await load(res, String(req.params.id));
     const p = principalOf(res);
     if (current.status !== 'pending') throw conflict(`waiver ${current.id} is ${current.status}`);
@@ -184,20 +173,19 @@ export function waiverRoutes({ db }: AppDeps): Router {
       `UPDATE waivers SET status = 'active', approved_by = $3, approved_at = now() WHERE tenant_id = $1 AND id = $2 RETURNING *`,
       [p.tenantId, current.id, p.subject],
     );
-    await audit(db, res, 'waiver.approved', current.id, { reason: body.data.reason ?? null });
+    await audit(db, res, 'waiver.approved', current.id, { reason: body.reason ?? null });
     res.json(view(rows[0]!));
   });
 
   router.post('/api/v1/waivers/:id/revoke', requireRole('approver'), async (req, res) => {
-    const body = DecisionSchema.safeParse(req.body ?? {});
-    if (!body.success) throw validationProblem(body.error);
+    const body = validate(DecisionSchema, req.body);
     const current = await load(res, String(req.params.id));
     if (current.status === 'revoked') throw conflict(`waiver ${current.id} is already revoked`);
     const { rows } = await db.query<WaiverRow>(
       `UPDATE waivers SET status = 'revoked' WHERE tenant_id = $1 AND id = $2 RETURNING *`,
       [principalOf(res).tenantId, current.id],
     );
-    await audit(db, res, 'waiver.revoked', current.id, { reason: body.data.reason ?? null });
+    await audit(db, res, 'waiver.revoked', current.id, { reason: body.reason ?? null });
     res.json(view(rows[0]!));
   });
 

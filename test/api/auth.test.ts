@@ -52,6 +52,7 @@ const ROUTE_ROLES: Record<string, Access> = {
   'POST /api/v1/council/sessions/:id/approve': 'approver',
   'POST /api/v1/council/sessions/:id/reject': 'approver',
   'POST /api/v1/council/review': 'operator',
+  'GET /api/v1/council/review/:id': 'viewer',
   'GET /api/v1/waivers': 'viewer',
   'POST /api/v1/waivers': 'operator',
   'GET /api/v1/waivers/:id': 'viewer',

@@ -1,5 +1,7 @@
 /** Listing tasks, council sessions and stand-alone review, waivers, and specs submitted as YAML, over HTTP. */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiKey, ensureTenant } from '../../common/api-keys.js';
 import { listAuditEvents } from '../../common/audit.js';
 import type { Config } from '../../common/config.js';
 import {
@@ -8,6 +10,7 @@ import {
   sampleRepo,
   startApi,
   startWorkers,
+  temporalClient,
   testConfig,
   type RunningApi,
   type RunningWorkers,
@@ -83,32 +86,55 @@ describe('tasks list, council, waivers', () => {
     expect((await client.get('/api/v1/tasks?colour=blue')).status).toBe(400);
   });
 
+  interface ReviewView {
+    sessionId: string;
+    href: string;
+    status: 'deliberating' | 'decided' | 'escalated' | 'failed';
+    outcome: {
+      kind: string;
+      record: { verdict: { decision: string; constitutional_refs: string[] } };
+    } | null;
+    verdict: { decision: string; constitutional_refs: string[] } | null;
+  }
+  /** Posts a review: 202 at once, with the URL to poll as href and Location. */
+  const startReview = async (body: Record<string, unknown>): Promise<{ sessionId: string; href: string }> => {
+    const res = await client.post('/api/v1/council/review', body);
+    expect(res.status).toBe(202);
+    const accepted = await json<{ sessionId: string; href: string }>(res);
+    expect(accepted.href).toBe(`/api/v1/council/review/${accepted.sessionId}`);
+    expect(res.headers.get('location')).toBe(accepted.href);
+    return accepted;
+  };
+  /** Polls the review until the council has ended. */
+  const decided = (href: string): Promise<ReviewView> =>
+    eventually(
+      async () => {
+        const view = await json<ReviewView>(await client.get(href));
+        return view.status === 'deliberating' ? undefined : view;
+      },
+      { timeoutMs: 60_000, what: `review ${href} to be decided` },
+    );
+  const review = async (body: Record<string, unknown>): Promise<ReviewView> => decided((await startReview(body)).href);
+
   it('when a diff is reviewed without executing, then the council answers with a signed verdict, and rejects a leaked key', async () => {
     const evidence = [{ gate: 'tests', status: 'pass', reason: 'CI run 42 passed; covers A1' }];
-    const unproven = await json<{
-      outcome: { record: { verdict: { decision: string; constitutional_refs: string[] } } };
-    }>(await client.post('/api/v1/council/review', { diff: fixDiff, spec: calculatorSpec() }));
-    expect(unproven.outcome.record.verdict.decision).toBe('reject');
-    expect(unproven.outcome.record.verdict.constitutional_refs).toContain('evidence.gate-missing');
+    const unproven = await review({ diff: fixDiff, spec: calculatorSpec() });
+    expect(unproven.outcome!.record.verdict.decision).toBe('reject');
+    expect(unproven.outcome!.record.verdict.constitutional_refs).toContain('evidence.gate-missing');
 
-    const ok = await client.post('/api/v1/council/review', { diff: fixDiff, spec: calculatorSpec(), gates: evidence });
-    expect(ok.status).toBe(200);
-    const accepted = await json<{
-      sessionId: string;
-      outcome: { kind: string; record: { verdict: { decision: string } } };
-    }>(ok);
-    expect(accepted.outcome.kind).toBe('final');
-    expect(accepted.outcome.record.verdict.decision).toBe('accept');
+    const accepted = await review({ diff: fixDiff, spec: calculatorSpec(), gates: evidence });
+    expect(accepted.status).toBe('decided');
+    expect(accepted.outcome!.kind).toBe('final');
+    expect(accepted.outcome!.record.verdict.decision).toBe('accept');
+    expect(accepted.verdict).toEqual(accepted.outcome!.record.verdict);
 
     const leak = fixDiff.replace(
       '+  return sum(values) / values.length;',
       `+  return sum(values) / values.length; // ${'AKIA'}ABCDEFGHIJKLMNOP`,
     );
-    const rejected = await json<{
-      outcome: { record: { verdict: { decision: string; constitutional_refs: string[] } } };
-    }>(await client.post('/api/v1/council/review', { diff: leak, spec: calculatorSpec(), gates: evidence }));
-    expect(rejected.outcome.record.verdict.decision).toBe('reject');
-    expect(rejected.outcome.record.verdict.constitutional_refs).toContain('secret.aws-access-key');
+    const rejected = await review({ diff: leak, spec: calculatorSpec(), gates: evidence });
+    expect(rejected.outcome!.record.verdict.decision).toBe('reject');
+    expect(rejected.outcome!.record.verdict.constitutional_refs).toContain('secret.aws-access-key');
 
     // A stand-alone review has no task to approve.
     expect(
@@ -116,6 +142,65 @@ describe('tasks list, council, waivers', () => {
     ).toBe(409);
     expect((await client.post('/api/v1/council/review', { diff: fixDiff })).status).toBe(400);
     expect((await client.get('/api/v1/council/sessions/no-such-session')).status).toBe(404);
+  });
+
+  it('when the same review is posted twice, then both name the same workflow, polled until its verdict', async () => {
+    const spec = calculatorSpec({ id: 'FIX-0110' });
+    const evidence = [{ gate: 'tests', status: 'pass', reason: 'CI run 43 passed; covers A1' }];
+    const first = await startReview({ diff: fixDiff, spec, gates: evidence });
+    expect(first.sessionId).toMatch(/^review-[0-9a-f]{64}$/);
+    // The same input — while it runs, and with defaults spelled out — is the same review.
+    const again = await startReview({ gates: evidence, consensus: 'weighted', spec, diff: fixDiff });
+    expect(again.sessionId).toBe(first.sessionId);
+    const view = await decided(first.href);
+    expect(view).toMatchObject({ sessionId: first.sessionId, status: 'decided', verdict: { decision: 'accept' } });
+    // Once decided it stands: posting it again finds it rather than convening the council again.
+    const temporal = await temporalClient(config);
+    try {
+      const handle = temporal.workflow.getHandle(first.sessionId);
+      const { runId } = await handle.describe();
+      expect((await startReview({ diff: fixDiff, spec, gates: evidence })).sessionId).toBe(first.sessionId);
+      expect((await handle.describe()).runId).toBe(runId);
+    } finally {
+      await temporal.connection.close();
+    }
+    // Another input is another review.
+    const other = await startReview({ diff: fixDiff, spec, gates: [] });
+    expect(other.sessionId).not.toBe(first.sessionId);
+    expect((await decided(other.href)).verdict?.decision).toBe('reject');
+
+    // Another tenant's review is as unknown as one that does not exist; the same input there is another review.
+    const tenant = `review-${randomUUID().slice(0, 8)}`;
+    await ensureTenant(api.db, tenant, 'Another tenant');
+    const { key } = await createApiKey(api.db, { tenantId: tenant, name: 'other', roles: ['viewer', 'operator'] });
+    const foreign = await fetch(`${api.url}${first.href}`, { headers: { 'x-api-key': key } });
+    expect(foreign.status).toBe(404);
+    const theirs = await fetch(`${api.url}/api/v1/council/review`, {
+      method: 'POST',
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      body: JSON.stringify({ diff: fixDiff, spec, gates: evidence }),
+    });
+    expect(theirs.status).toBe(202);
+    const theirId = (await json<{ sessionId: string }>(theirs)).sessionId;
+    expect(theirId).not.toBe(first.sessionId);
+    await eventually(
+      async () =>
+        (
+          await json<ReviewView>(
+            await fetch(`${api.url}/api/v1/council/review/${theirId}`, { headers: { 'x-api-key': key } }),
+          )
+        ).status !== 'deliberating',
+      { timeoutMs: 60_000, what: 'the other tenant’s review to be decided' },
+    );
+
+    const unknown = await client.get(`/api/v1/council/review/review-${'0'.repeat(64)}`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('content-type')).toContain('application/problem+json');
+    for (const malformed of ['not-a-review', `review-${'0'.repeat(63)}`, `task-x-council-plan-1`]) {
+      const res = await client.get(`/api/v1/council/review/${malformed}`);
+      expect([malformed, res.status]).toEqual([malformed, 400]);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+    }
   });
 
   it('when council sessions are listed, then a task’s plan and result sessions are there', async () => {

@@ -2,9 +2,10 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listAuditEvents } from '../../common/audit.js';
-import { getArtifact } from '../../common/artifacts.js';
+import { appendAuditEvent, listAuditEvents } from '../../common/audit.js';
+import { getArtifact, putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
+import { artifactsReferencedBy } from '../../common/tasks-repo.js';
 import { taskWorkflowId, type TaskResult } from '../../workflows/task/definitions.js';
 import {
   eventually,
@@ -148,6 +149,45 @@ describe('tasks over HTTP against the real stack', () => {
     expect((await api.fetch(`/api/v1/tasks/${'x'.repeat(101)}`)).status).toBe(400);
     expect((await post('/api/v1/tasks/no-such-task/cancel', {})).status).toBe(404);
     expect((await api.fetch(`/api/v1/nothing-here`)).status).toBe(404);
+  });
+
+  it('when a list cursor is not one the API gave out, then 400 problem+json', async () => {
+    const notAToken = Buffer.from('[1]').toString('base64url');
+    for (const url of [
+      '/api/v1/tasks?cursor=not-a-cursor',
+      `/api/v1/tasks?status=completed&cursor=${notAToken}`,
+      '/api/v1/council/sessions?cursor=not-a-cursor',
+    ]) {
+      const res = await api.fetch(url);
+      expect([url, res.status]).toEqual([url, 400]);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+    }
+  });
+
+  it('when audit events refer to artifacts, then those are the task’s artifacts, found in the payload JSON', async () => {
+    const workflowId = `task-refs-${Date.now()}`;
+    const [diff, log, mentioned] = await Promise.all(
+      ['diff', 'log', 'mentioned'].map((name) =>
+        putArtifact(api.db, 'default', `${name} of ${workflowId}`, 'text/plain'),
+      ),
+    );
+    await appendAuditEvent(api.db, {
+      tenantId: 'default',
+      actor: 'system',
+      action: 'test.refs',
+      workflowId,
+      payload: {
+        diff: diff!.sha256,
+        gates: [{ logRef: { ...log! } }],
+        note: `a digest inside text is not a reference: ${mentioned!.sha256}`,
+        unknown: 'f'.repeat(64),
+      },
+    });
+    const found = await artifactsReferencedBy(api.db, 'default', workflowId);
+    expect(found.sort((a, b) => a.sha256.localeCompare(b.sha256))).toEqual(
+      [diff!, log!].sort((a, b) => a.sha256.localeCompare(b.sha256)),
+    );
+    expect(await artifactsReferencedBy(api.db, 'default', `${workflowId}-other`)).toEqual([]);
   });
 
   it('when a task id is reused, then 409 and the first task is unaffected', async () => {
