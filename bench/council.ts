@@ -68,12 +68,20 @@ export async function runCouncilBench(
 export interface RealCouncilRun {
   sessionId?: string;
   httpStatus: number;
-  /** POST /api/v1/council/review, client side (start the workflow and wait for its result). */
+  /** POST /api/v1/council/review, client side: the review is started (202), not awaited. */
   httpMs: number;
   /** The council workflow's own wall time: server close − start. */
   workflowMs?: number;
   outcome?: string;
   error?: string;
+}
+
+interface ReviewView {
+  sessionId?: string;
+  href?: string;
+  detail?: string;
+  status?: string;
+  outcome?: { kind: string; record?: { verdict: { decision: string } }; reason?: string };
 }
 
 export async function runRealCouncil(
@@ -82,29 +90,33 @@ export async function runRealCouncil(
   opts: { runs: number; diff: string; specYaml: string; apiKey: string },
 ): Promise<RealCouncilRun[]> {
   const runs: RealCouncilRun[] = [];
+  const headers = { 'content-type': 'application/json', 'x-api-key': opts.apiKey };
   for (let i = 0; i < opts.runs; i++) {
     const t0 = performance.now();
     const res = await fetch(`${apiUrl}/api/v1/council/review`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': opts.apiKey },
-      // The evidence a CI run would bring; without it the council rightly refuses to accept.
+      headers,
+      // The evidence a CI run would bring; without it the council rightly refuses to accept. The run number makes
+      // each review's input (and so its id) distinct: the same input would return the first review's result.
       body: JSON.stringify({
         diff: opts.diff,
         spec: opts.specYaml,
-        gates: [{ gate: 'tests', status: 'pass', reason: 'bench run; covers A1' }],
+        gates: [{ gate: 'tests', status: 'pass', reason: `bench run ${i + 1}; covers A1` }],
       }),
     });
-    const body = (await res.json()) as {
-      sessionId?: string;
-      detail?: string;
-      outcome?: { kind: string; record?: { verdict: { decision: string } }; reason?: string };
-    };
+    let body = (await res.json()) as ReviewView;
     const run: RealCouncilRun = { sessionId: body.sessionId, httpStatus: res.status, httpMs: performance.now() - t0 };
-    if (res.status !== 200 || !body.sessionId) {
+    if (res.status !== 202 || !body.sessionId || !body.href) {
       run.error = `POST /api/v1/council/review answered ${res.status}: ${body.detail ?? JSON.stringify(body)}`;
     } else {
-      const d = await client.workflow.getHandle(body.sessionId).describe();
+      for (const deadline = Date.now() + 120_000; body.status !== 'decided' && body.status !== 'escalated';) {
+        if (body.status === 'failed' || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 100));
+        body = (await (await fetch(`${apiUrl}${body.href}`, { headers })).json()) as ReviewView;
+      }
+      const d = await client.workflow.getHandle(run.sessionId!).describe();
       if (d.closeTime) run.workflowMs = d.closeTime.getTime() - d.startTime.getTime();
+      else run.error = `review ${run.sessionId} did not finish: ${body.status}`;
       run.outcome =
         body.outcome?.kind === 'final'
           ? `final:${body.outcome.record?.verdict.decision}`

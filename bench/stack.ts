@@ -63,6 +63,8 @@ export interface BenchStack {
   apiKey: string;
   /** A client of the bench's own (not the API's), for describes, histories and the council bench. */
   client: Client;
+  /** A worker connection of the bench's own (the ceiling's workers use it). */
+  nativeConnection: NativeConnection;
   benchQueue: string;
   workerPid: number;
   logDir: string;
@@ -220,6 +222,7 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
     apiUrl: `http://127.0.0.1:${port}`,
     apiKey,
     client,
+    nativeConnection,
     benchQueue,
     workerPid: child.pid ?? -1,
     logDir,

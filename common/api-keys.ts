@@ -84,6 +84,23 @@ export async function createApiKey(
   return { ...view(rows[0]!), key };
 }
 
+const lastRecorded = new Map<string, number>();
+
+/**
+ * Records a key's last use at most once a minute per key and process. A burst of requests with one key would
+ * otherwise queue up behind each other's UPDATE of the same row, a commit each.
+ */
+async function recordUse(db: Db, keyId: string): Promise<void> {
+  const now = Date.now();
+  if (now - (lastRecorded.get(keyId) ?? 0) < 60_000) return;
+  lastRecorded.set(keyId, now);
+  await db.query(
+    `UPDATE api_keys SET last_used_at = now()
+     WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`,
+    [keyId],
+  );
+}
+
 /** The principal behind a key, or the reason it is refused. Records the last use (at most once a minute). */
 export async function authenticateKey(
   db: Db,
@@ -95,9 +112,7 @@ export async function authenticateKey(
   if (!row) return { ok: false, reason: 'unknown API key' };
   if (row.revoked_at) return { ok: false, reason: 'API key revoked' };
   if (row.expires_at && row.expires_at.getTime() <= Date.now()) return { ok: false, reason: 'API key expired' };
-  if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) {
-    await db.query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [row.id]);
-  }
+  if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) await recordUse(db, row.id);
   return { ok: true, principal: { keyId: row.id, tenantId: row.tenant_id, name: row.name, roles: row.roles } };
 }
 
