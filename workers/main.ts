@@ -3,11 +3,14 @@
  *
  *   tsx workers/main.ts                       every pool in one process
  *   tsx workers/main.ts --queues execution    one pool (agency-execution) per process, as in production
+ *   node dist/workers/main.js                 compiled (`npm run build`), as the image runs it
  *
  * SIGINT/SIGTERM: the SDK stops polling, lets in-flight activities finish within WORKER_SHUTDOWN_GRACE, then exits.
  * Metrics: GET /metrics on WORKER_METRICS_HOST:WORKER_METRICS_PORT (workers/metrics-server.ts), with the Temporal
  * SDK's metrics merged in from its exporter on 127.0.0.1:WORKER_SDK_METRICS_PORT.
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfigOrExit } from '../common/config.js';
 import { createDb } from '../common/db.js';
@@ -22,8 +25,20 @@ import { installRuntime } from './runtime.js';
 
 const argQueues = process.argv.indexOf('--queues');
 const env = argQueues > 0 ? { ...process.env, WORKER_QUEUES: process.argv[argQueues + 1] } : process.env;
+// Compiled (dist/workers/main.js): workflows/index.ts is not beside it to bundle at start, so the orchestration pool
+// loads the bundle `npm run build` wrote (dist/workflow-bundle.js) unless WORKFLOW_BUNDLE_PATH names another.
+const compiledBundle = import.meta.url.endsWith('.js')
+  ? fileURLToPath(new URL('../workflow-bundle.js', import.meta.url))
+  : undefined;
+if (compiledBundle && !env.WORKFLOW_BUNDLE_PATH && existsSync(compiledBundle)) {
+  env.WORKFLOW_BUNDLE_PATH = compiledBundle;
+}
 const config = loadConfigOrExit(env);
 const log = createLogger(config.LOG_LEVEL, { component: 'worker' });
+if (compiledBundle && !config.WORKFLOW_BUNDLE_PATH && config.WORKER_QUEUES.includes('orchestration')) {
+  log.fatal(`no workflow bundle at ${compiledBundle}: run \`npm run build\`, or set WORKFLOW_BUNDLE_PATH`);
+  process.exit(78);
+}
 
 const sdkMetricsAddress =
   config.WORKER_METRICS_PORT && config.WORKER_SDK_METRICS_PORT

@@ -1,7 +1,10 @@
 /**
  * Entry point of the workspace MCP server over stdio:
  *
- *   node --import tsx mcp/workspace-server/main.ts --root <dir>
+ *   node dist/mcp/workspace-server/main.js --root <dir>          compiled (`npm run build`), as production runs it
+ *   node --import tsx mcp/workspace-server/main.ts --root <dir>  in development
+ *
+ * The execution pool picks between the two at each spawn (launch.ts: compiled when dist/ is current).
  *
  * Configuration comes from the environment (the server's own; none of it reaches the commands it runs):
  *   WORKSPACE_ALLOWED_COMMANDS  comma-separated program names run_command accepts (default: see server.ts)

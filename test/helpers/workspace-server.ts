@@ -1,19 +1,21 @@
 /** The built-in workspace MCP server as the tool tests start it: a real MCP client over stdio, and a call helper. */
-import path from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { workspaceServerEntry } from '../../mcp/workspace-server/launch.js';
 
-const MAIN = path.resolve('mcp/workspace-server/main.ts');
 /** The server finds bwrap the way this process does (the client transport passes only a few variables by default). */
 const BWRAP_ENV = Object.fromEntries(
   ['BWRAP_PATH', 'XDG_CACHE_HOME'].flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])),
 ) as Record<string, string>;
 
-/** A transport that spawns `main.ts --root <root>` with the given extra environment. */
+/**
+ * A transport that spawns the server with `--root <root>` and the given extra environment: dist/…/main.js when it is
+ * current (the stack tests' global setup builds it), else main.ts through tsx, as the execution pool does.
+ */
 export function workspaceServerTransport(root: string, env: Record<string, string> = {}): StdioClientTransport {
   return new StdioClientTransport({
     command: process.execPath,
-    args: ['--import', 'tsx', MAIN, '--root', root],
+    args: [...workspaceServerEntry(), '--root', root],
     cwd: process.cwd(),
     env: { ...BWRAP_ENV, ...env },
     stderr: 'ignore',

@@ -4,9 +4,11 @@
  * user's cluster (a pool nobody runs, a config value the processes reject, a Service with no endpoints, ...).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { createApp } from '../../api/app.js';
@@ -14,6 +16,7 @@ import { ConfigSchema, loadConfig, parseDuration, PROJECT_ROOT, type Config } fr
 import type { Db } from '../../common/db.js';
 import { createLogger } from '../../common/logger.js';
 import { POOL_QUEUES } from '../../temporal/task-queues.js';
+import { ASSETS, buildFiles } from '../../scripts/build.js';
 
 // ---- the shapes read from the manifests (only the fields the checks use) -------------------------------------
 
@@ -247,6 +250,34 @@ function execForm(stage: Stage, keyword: 'ENTRYPOINT' | 'CMD'): string[] {
 }
 
 const BUNDLE_COMMAND = /node\s+--import\s+tsx\s+scripts\/bundle-workflows\.ts\s+(\S+)/;
+/** The compile step (scripts/build.ts): <workdir>/dist/<dir>/<file>.js from each source tsconfig.build.json names. */
+const COMPILE_COMMAND = /\bnpm\s+run\s+build:compile\b/;
+
+// ---- the compiled program: dist/ as `npm run build:compile` writes it ------------------------------------------
+
+/** What the compile step writes under dist/ (relative to it), with the repository file each comes from (or none). */
+const compiledOutputs = new Map<string, string | undefined>([
+  ...buildFiles().map(({ source, output }): [string, string] => [
+    path.relative(path.join(PROJECT_ROOT, 'dist'), output).split(path.sep).join('/'),
+    path.relative(PROJECT_ROOT, source).split(path.sep).join('/'),
+  ]),
+  ['package.json', undefined],
+]);
+/** The repository file a dist/ file comes from: its source, or itself when it is a copied asset. */
+function originOf(distRelative: string): string | undefined {
+  if (compiledOutputs.has(distRelative)) return compiledOutputs.get(distRelative);
+  const asset = ASSETS.some((a) => distRelative === a || distRelative.startsWith(`${a}/`));
+  return asset ? distRelative : undefined;
+}
+
+/** `dist/api/server.js` → `api/server.ts`: the source of an entry point the containers run. */
+const sourceOfEntry = (entry: string): string | undefined =>
+  entry.startsWith('dist/') ? originOf(entry.slice('dist/'.length)) : undefined;
+const API_ENTRY = 'dist/api/server.js';
+const WORKER_ENTRY = 'dist/workers/main.js';
+const MIGRATE_ENTRY = 'dist/scripts/migrate.js';
+/** The built-in workspace MCP server, which the execution pool spawns (mcp/workspace-server/launch.ts). */
+const WORKSPACE_SERVER_ENTRY = 'dist/mcp/workspace-server/main.js';
 
 const isContextDirectory = (relative: string): boolean =>
   statSync(path.join(PROJECT_ROOT, relative), { throwIfNoEntry: false })?.isDirectory() ?? false;
@@ -263,13 +294,20 @@ function copyOf(ins: Instruction): { from?: string; sources: string[]; dest: str
 
 /**
  * Whether a stage's filesystem holds `file` (absolute): copied from the build context (the repository root),
- * copied --from another stage, written by the workflow-bundle RUN, or inherited through FROM.
+ * copied --from another stage, written by the workflow-bundle or the compile RUN, or inherited through FROM.
  */
 function stageHas(stage: Stage, file: string): boolean {
   const workdir = workdirOf(stage);
+  const dist = path.posix.join(workdir, 'dist');
   for (const ins of stage.instructions) {
     const built = ins.keyword === 'RUN' ? BUNDLE_COMMAND.exec(ins.rest) : null;
     if (built?.[1] && path.posix.resolve(workdir, built[1]) === file) return true;
+    if (ins.keyword === 'RUN' && COMPILE_COMMAND.test(ins.rest) && file.startsWith(`${dist}/`)) {
+      const relative = path.posix.relative(dist, file);
+      if (compiledOutputs.has(relative) && compiledOutputs.get(relative) === undefined) return true; // generated
+      const origin = originOf(relative);
+      if (origin !== undefined && stageHas(stage, path.posix.resolve(workdir, origin))) return true;
+    }
     const copy = copyOf(ins);
     if (!copy) continue;
     const dest = path.posix.resolve(workdir, copy.dest);
@@ -322,10 +360,10 @@ function environmentOf(c: Container): Record<string, string> {
   return env;
 }
 
-const apiDeployments = deployments.filter((d) => containersOf(d).some((c) => runs(c, 'api/server.ts')));
-const workerDeployments = deployments.filter((d) => containersOf(d).some((c) => runs(c, 'workers/main.ts')));
+const apiDeployments = deployments.filter((d) => containersOf(d).some((c) => runs(c, API_ENTRY)));
+const workerDeployments = deployments.filter((d) => containersOf(d).some((c) => runs(c, WORKER_ENTRY)));
 const apiDeployment = apiDeployments[0];
-const apiContainer = apiDeployment ? containersOf(apiDeployment).find((c) => runs(c, 'api/server.ts')) : undefined;
+const apiContainer = apiDeployment ? containersOf(apiDeployment).find((c) => runs(c, API_ENTRY)) : undefined;
 const podLabels = (w: Workload): Labels => w.spec.template.metadata?.labels ?? {};
 const selects = (selector: Labels | undefined, labels: Labels): boolean =>
   selector !== undefined &&
@@ -394,40 +432,49 @@ describe('deploy/kubernetes', () => {
   });
 
   it.each(POOLS)(
-    'when the %s pool is deployed, then exactly one Deployment runs workers/main.ts with WORKER_QUEUES set to it alone',
+    'when the %s pool is deployed, then exactly one Deployment runs dist/workers/main.js with WORKER_QUEUES set to it alone',
     (pool) => {
       const matching = deployments.filter((d) =>
         containersOf(d).some((c) => (c.env ?? []).some((e) => e.name === 'WORKER_QUEUES' && e.value === pool)),
       );
       expect(matching.map((d) => d.metadata.name)).toHaveLength(1);
-      const container = containersOf(matching[0]!).find((c) => runs(c, 'workers/main.ts'));
-      expect(container, 'the container that sets WORKER_QUEUES runs workers/main.ts').toBeDefined();
+      const container = containersOf(matching[0]!).find((c) => runs(c, WORKER_ENTRY));
+      expect(container, `the container that sets WORKER_QUEUES runs ${WORKER_ENTRY}`).toBeDefined();
       // `--queues` on the command line would win over WORKER_QUEUES (workers/main.ts).
       expect(argvOf(container!)).not.toContain('--queues');
       expect(loadConfig(environmentOf(container!)).WORKER_QUEUES).toEqual([pool]);
-      expect(argvOf(container!).slice(-4)).toEqual(['node', '--import', 'tsx', 'workers/main.ts']);
+      expect(argvOf(container!).slice(-2)).toEqual(['node', WORKER_ENTRY]);
     },
   );
 
   it('every worker Deployment runs a pool of POOL_QUEUES, so none is left over after a pool is removed', () => {
     expect(workerDeployments.length).toBe(POOLS.length);
     for (const d of workerDeployments) {
-      for (const c of containersOf(d).filter((c) => runs(c, 'workers/main.ts'))) {
+      for (const c of containersOf(d).filter((c) => runs(c, WORKER_ENTRY))) {
         const queues = (c.env ?? []).find((e) => e.name === 'WORKER_QUEUES')?.value;
         expect(POOLS, `${where(d, c)} must set WORKER_QUEUES to one pool`).toContain(queues);
       }
     }
   });
 
-  it('the API Deployment runs api/server.ts and the migration Job runs scripts/migrate.ts, files that exist', () => {
+  it('the API runs dist/api/server.js and the migration Job dist/scripts/migrate.js, compiled from existing sources', () => {
     expect(apiDeployments.map((d) => d.metadata.name)).toEqual([expect.any(String)]);
-    expect(argvOf(apiContainer!).slice(-4)).toEqual(['node', '--import', 'tsx', 'api/server.ts']);
+    expect(argvOf(apiContainer!).slice(-2)).toEqual(['node', API_ENTRY]);
     const jobs = ofKind<Workload>('Job');
-    expect(jobs.flatMap(containersOf).some((c) => runs(c, 'scripts/migrate.ts'))).toBe(true);
+    expect(jobs.flatMap(containersOf).some((c) => runs(c, MIGRATE_ENTRY))).toBe(true);
     for (const { workload, container } of allContainers) {
-      const entry = argvOf(container).find((a) => a.endsWith('.ts'));
-      expect(entry, `${where(workload, container)} runs a .ts entry point`).toBeDefined();
-      expect(existsSync(path.join(PROJECT_ROOT, entry!)), `${entry} exists in the repository`).toBe(true);
+      const argv = argvOf(container);
+      // Compiled JavaScript, as node runs it: no TypeScript loader, no .ts entry.
+      expect(argv, where(workload, container)).not.toContain('tsx');
+      expect(
+        argv.filter((a) => a.endsWith('.ts')),
+        where(workload, container),
+      ).toEqual([]);
+      const entry = argv[argv.indexOf('node') + 1];
+      expect(entry, `${where(workload, container)} runs node dist/<entry>.js`).toMatch(/^dist\/.+\.js$/);
+      const source = sourceOfEntry(entry!);
+      expect(source, `${entry} is an output of tsconfig.build.json`).toMatch(/\.ts$/);
+      expect(existsSync(path.join(PROJECT_ROOT, source!)), `${source} exists in the repository`).toBe(true);
     }
   });
 
@@ -519,7 +566,7 @@ describe('deploy/kubernetes', () => {
       if (container.securityContext?.readOnlyRootFilesystem) {
         expect(
           mounts.map((m) => m.mountPath),
-          `${where(workload, container)}: tsx writes its cache to /tmp`,
+          `${where(workload, container)}: temporary files and AGENCY_HOME go to /tmp`,
         ).toContain('/tmp');
       }
     }
@@ -529,7 +576,7 @@ describe('deploy/kubernetes', () => {
     const execution = workerDeployments.find((d) =>
       containersOf(d).some((c) => environmentOf(c).WORKER_QUEUES === 'execution'),
     );
-    const container = containersOf(execution!).find((c) => runs(c, 'workers/main.ts'))!;
+    const container = containersOf(execution!).find((c) => runs(c, WORKER_ENTRY))!;
     const workspaces = loadConfig(environmentOf(container)).WORKSPACES_DIR;
     expect(workspaces, 'WORKSPACES_DIR is set for the execution pool').toBeDefined();
     expect((container.volumeMounts ?? []).map((m) => m.mountPath)).toContain(workspaces);
@@ -550,7 +597,7 @@ describe('deploy/kubernetes', () => {
     expect(workerDeployments.length).toBeGreaterThan(0);
     for (const d of workerDeployments) {
       const graceSeconds = d.spec.template.spec.terminationGracePeriodSeconds ?? 30; // the Kubernetes default
-      for (const c of containersOf(d).filter((c) => runs(c, 'workers/main.ts'))) {
+      for (const c of containersOf(d).filter((c) => runs(c, WORKER_ENTRY))) {
         const env = environmentOf(c);
         expect(env.WORKER_SHUTDOWN_GRACE, `${where(d, c)} sets WORKER_SHUTDOWN_GRACE`).toBeDefined();
         expect(graceSeconds * 1000, where(d, c)).toBeGreaterThan(parseDuration(env.WORKER_SHUTDOWN_GRACE!));
@@ -668,7 +715,7 @@ describe('deploy/kubernetes', () => {
         expect(rule.ports?.length, p.metadata.name).toBeGreaterThan(0);
         for (const port of rule.ports ?? []) {
           for (const w of selected) {
-            const main = containersOf(w).find((c) => runs(c, 'api/server.ts') || runs(c, 'workers/main.ts'));
+            const main = containersOf(w).find((c) => runs(c, API_ENTRY) || runs(c, WORKER_ENTRY));
             const at = `${p.metadata.name} opens ${port.port} on ${w.metadata.name}`;
             expect(main, at).toBeDefined();
             const number = containerPort(main!, port.port);
@@ -685,7 +732,7 @@ describe('deploy/kubernetes', () => {
   it('every worker exposes its metrics port as `metrics`, listening on the pod address, reachable by Prometheus', () => {
     const policies = ofKind<NetworkPolicy>('NetworkPolicy').filter((p) => (p.spec.ingress ?? []).length > 0);
     for (const d of workerDeployments) {
-      const c = containersOf(d).find((c) => runs(c, 'workers/main.ts'))!;
+      const c = containersOf(d).find((c) => runs(c, WORKER_ENTRY))!;
       const config = loadConfig(environmentOf(c));
       expect(config.WORKER_METRICS_PORT, d.metadata.name).toBeGreaterThan(0);
       expect(containerPort(c, 'metrics'), d.metadata.name).toBe(config.WORKER_METRICS_PORT);
@@ -758,16 +805,141 @@ describe('deploy/Dockerfile', () => {
     const runsInFinal = lineage(finalStage!).flatMap((s) => s.instructions.filter((i) => i.keyword === 'RUN'));
     expect(runsInFinal.some((r) => /apt-get install\b.*\bbubblewrap\b/.test(r.rest))).toBe(true);
     const workdir = workdirOf(finalStage!);
-    expect(stageHas(finalStage!, path.posix.resolve(workdir, 'mcp/workspace-server/main.ts'))).toBe(true);
+    expect(stageHas(finalStage!, path.posix.resolve(workdir, WORKSPACE_SERVER_ENTRY))).toBe(true);
   });
 
-  it('runs the API by default, and has every entry point the manifests run', () => {
+  it('runs the compiled API by default, and has the compiled file of every entry point the manifests run', () => {
     const argv = [...execForm(finalStage!, 'ENTRYPOINT'), ...execForm(finalStage!, 'CMD')];
-    expect(argv.slice(-4)).toEqual(['node', '--import', 'tsx', 'api/server.ts']);
+    expect(argv.slice(-2)).toEqual(['node', API_ENTRY]);
     const workdir = workdirOf(finalStage!);
+    expect(stageHas(finalStage!, path.posix.resolve(workdir, API_ENTRY)), API_ENTRY).toBe(true);
     for (const { container } of allContainers) {
-      const entry = argvOf(container).find((a) => a.endsWith('.ts'));
-      expect(stageHas(finalStage!, path.posix.resolve(workdir, entry!)), entry).toBe(true);
+      const argvOfContainer = argvOf(container);
+      const entry = argvOfContainer[argvOfContainer.indexOf('node') + 1]!;
+      expect(stageHas(finalStage!, path.posix.resolve(workdir, entry)), entry).toBe(true);
+    }
+  });
+
+  it('the final image has no TypeScript sources, so every process and the workspace server run compiled', () => {
+    const workdir = workdirOf(finalStage!);
+    for (const source of [...runtimeEntries(), 'tsconfig.json']) {
+      expect(stageHas(finalStage!, path.posix.resolve(workdir, source)), `${source} is in the image`).toBe(false);
+    }
+  });
+
+  it('the final image has production dependencies only: node_modules from its own `npm ci --omit=dev` stage', () => {
+    const npmInstall = (i: Instruction): boolean => i.keyword === 'RUN' && /\bnpm\s+(ci|install|i)\b/.test(i.rest);
+    const omitsDev = (i: Instruction): boolean => /--omit[= ]dev\b/.test(i.rest);
+    const installsDev = (stage: Stage): boolean =>
+      lineage(stage).some((s) => s.instructions.some((i) => npmInstall(i) && !omitsDev(i)));
+    expect(installsDev(finalStage!), 'an npm install with dev dependencies in the final stage').toBe(false);
+    const workdir = workdirOf(finalStage!);
+    const modulesDir = path.posix.join(workdir, 'node_modules');
+    let productionModules = false;
+    for (const ins of lineage(finalStage!).flatMap((s) => s.instructions)) {
+      const copy = copyOf(ins);
+      const source = copy?.from === undefined ? undefined : stageNamed(copy.from);
+      if (!copy || !source) continue;
+      for (const src of copy.sources) {
+        const from = path.posix.resolve(workdirOf(source), src);
+        const sourceModules = path.posix.join(workdirOf(source), 'node_modules');
+        // node_modules itself, or a directory that holds it (COPY --from=build /app ./ did).
+        if (from !== sourceModules && !sourceModules.startsWith(`${from}/`) && from !== '/') continue;
+        expect(installsDev(source), `${ins.keyword} ${ins.rest}: node_modules with dev dependencies`).toBe(false);
+        const installed = lineage(source).some((s) => s.instructions.some((i) => npmInstall(i) && omitsDev(i)));
+        const dest = path.posix.resolve(workdir, copy.dest);
+        if (installed && (dest === modulesDir || from !== sourceModules)) productionModules = true;
+      }
+    }
+    expect(productionModules, 'node_modules copied from a stage that runs npm ci --omit=dev').toBe(true);
+  });
+
+  it('what the processes load at run time is in the image, and every package they import is a dependency', () => {
+    const { dependencies = {} } = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+    };
+    const { modules, packages } = runtimeGraph(runtimeEntries());
+    expect(modules.size).toBeGreaterThan(10);
+    const workdir = workdirOf(finalStage!);
+    for (const module of modules) {
+      const compiled = `dist/${module.replace(/\.ts$/, '.js')}`;
+      expect(stageHas(finalStage!, path.posix.resolve(workdir, compiled)), `${compiled} (from ${module})`).toBe(true);
+    }
+    for (const [pkg, importer] of packages) {
+      expect(Object.keys(dependencies), `${importer} imports ${pkg}: a devDependency is not in the image`).toContain(
+        pkg,
+      );
     }
   });
 });
+
+// ---- the program the image runs: its modules and packages, from the entry points ------------------------------
+
+/** The sources of every entry point: the manifests', the image's default command and the workspace server. */
+function runtimeEntries(): string[] {
+  const entries = [
+    ...allContainers.map(({ container }) => argvOf(container)),
+    finalStage ? [...execForm(finalStage, 'ENTRYPOINT'), ...execForm(finalStage, 'CMD')] : [],
+  ].map((argv) => argv[argv.indexOf('node') + 1] ?? '');
+  const sources = [...entries, WORKSPACE_SERVER_ENTRY].map(sourceOfEntry);
+  expect(sources.every((s) => s !== undefined)).toBe(true);
+  return [...new Set(sources as string[])];
+}
+
+/**
+ * Modules a file loads when it runs: imports and re-exports (not `import type`), import(), require(), and worker
+ * files (`new URL('./x.mjs', import.meta.url)`).
+ */
+function loadedSpecifiers(file: string): string[] {
+  const sf = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+  const out: string[] = [];
+  const firstString = (args: readonly ts.Expression[] | undefined): string | undefined =>
+    args?.[0] && ts.isStringLiteralLike(args[0]) ? args[0].text : undefined;
+  const visit = (node: ts.Node): void => {
+    if (ts.isImportDeclaration(node) && !node.importClause?.isTypeOnly && ts.isStringLiteral(node.moduleSpecifier)) {
+      out.push(node.moduleSpecifier.text);
+    } else if (ts.isExportDeclaration(node) && !node.isTypeOnly && node.moduleSpecifier) {
+      if (ts.isStringLiteral(node.moduleSpecifier)) out.push(node.moduleSpecifier.text);
+    } else if (
+      ts.isCallExpression(node) &&
+      (node.expression.kind === ts.SyntaxKind.ImportKeyword ||
+        (ts.isIdentifier(node.expression) && node.expression.text === 'require'))
+    ) {
+      const spec = firstString(node.arguments);
+      if (spec !== undefined) out.push(spec);
+    } else if (ts.isNewExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'URL') {
+      const spec = firstString(node.arguments);
+      if (spec?.startsWith('./') && node.arguments?.[1]?.getText(sf) === 'import.meta.url') out.push(spec);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+/** Every repository module reachable from the entries (relative paths), and each package they import (by whom). */
+function runtimeGraph(entries: string[]): { modules: Set<string>; packages: Map<string, string> } {
+  const builtins = new Set(builtinModules);
+  const modules = new Set<string>();
+  const packages = new Map<string, string>();
+  const queue = [...entries];
+  while (queue.length > 0) {
+    const module = queue.shift()!;
+    if (modules.has(module)) continue;
+    modules.add(module);
+    for (const spec of loadedSpecifiers(path.join(PROJECT_ROOT, module))) {
+      if (spec.startsWith('.')) {
+        const target = path.posix.join(path.posix.dirname(module), spec);
+        const asSource = target.replace(/\.js$/, '.ts');
+        queue.push(existsSync(path.join(PROJECT_ROOT, asSource)) ? asSource : target);
+      } else if (!spec.startsWith('node:') && !builtins.has(spec)) {
+        const name = spec
+          .split('/')
+          .slice(0, spec.startsWith('@') ? 2 : 1)
+          .join('/');
+        if (!packages.has(name)) packages.set(name, module);
+      }
+    }
+  }
+  return { modules, packages };
+}

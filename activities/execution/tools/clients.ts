@@ -16,6 +16,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ToolListChangedNotificationSchema, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import { PROJECT_ROOT } from '../../../common/config.js';
+import { builtinServerArgs } from '../../../mcp/workspace-server/launch.js';
 import { withParentDeathSignal } from '../../../mcp/workspace-server/sandbox.js';
 import type { Logger } from '../../../common/logger.js';
 import type { DiscoveredTool, ToolServer } from '../../../common/tool-registry.js';
@@ -98,7 +99,9 @@ export class ToolClients {
       if (value !== undefined) env[name] = value;
     }
     if (server.tenantId === null) Object.assign(env, this.opts.platformEnv);
-    const [command = '', ...args] = withParentDeathSignal([expand(server.command!), ...server.args.map(expand)]);
+    // The platform's workspace server runs compiled (dist/) when that is current, else through tsx (launch.ts).
+    const serverArgs = server.tenantId === null ? builtinServerArgs(server.args) : server.args;
+    const [command = '', ...args] = withParentDeathSignal([expand(server.command!), ...serverArgs.map(expand)]);
     const transport = new StdioClientTransport({
       command,
       args,
