@@ -5,9 +5,11 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Client } from '@temporalio/client';
+import { storedBytes } from '../common/blob-store/catalog.js';
 import type { Config } from '../common/config.js';
 import type { Db } from '../common/db.js';
 import type { Logger } from '../common/logger.js';
+import { reportBlobBytesFrom } from '../common/metrics.js';
 import { temporalRoutes } from './dependencies.js';
 import { mcpRoutes } from './mcp.js';
 import { errorHandler, notFoundRoute } from './errors.js';
@@ -57,6 +59,8 @@ export function createApp(deps: AppDeps): Express {
   // Public: health checks (probes) only. Everything below needs an API key or a JWT.
   app.use(healthRoutes(deps));
   // Also public, before authentication: Prometheus scrapes /metrics, and the OpenAPI document describes the API.
+  // The API reports the blob store's bytes per tenant and backend, read from the catalog on each scrape.
+  reportBlobBytesFrom(() => storedBytes(deps.db));
   app.use(metricsRoutes());
   app.use(openApiRoutes());
   // The Web UI's codec: CORS preflight before authentication (browsers send it without credentials).

@@ -280,7 +280,9 @@ export function createMcpServer(deps: AppDeps, principal: Principal, correlation
     },
     (args) =>
       tool(log, async () => {
-        const artifact = await getTaskArtifact(deps, principal, args.task_id, args.sha256);
+        const artifact = await getTaskArtifact(deps, principal, args.task_id, args.sha256, {
+          maxBytes: MCP_ARTIFACT_LIMIT + 1,
+        });
         const body = artifactContent(artifact);
         if (!body) throw tooBig(args.task_id, artifact);
         const meta = {
@@ -354,7 +356,9 @@ export function createMcpServer(deps: AppDeps, principal: Principal, correlation
     (uri, variables) =>
       resource(log, async () => {
         const id = String(variables.id);
-        const artifact = await getTaskArtifact(deps, principal, id, variables.sha256);
+        const artifact = await getTaskArtifact(deps, principal, id, variables.sha256, {
+          maxBytes: MCP_ARTIFACT_LIMIT + 1,
+        });
         const body = artifactContent(artifact);
         if (!body || (body.kind === 'text' && body.truncated)) throw tooBig(id, artifact);
         return {

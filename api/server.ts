@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
+import { createBlobStore, useBlobStore } from '../common/blob-store/index.js';
 import type { Config } from '../common/config.js';
 import { createApp, type AppDeps } from './app.js';
 
@@ -14,6 +15,8 @@ export async function startServer(
   port = deps.config.API_PORT,
   host = deps.config.API_HOST,
 ): Promise<Server> {
+  // Artifacts are read from (and written to) the configured blob store (BLOB_BACKEND).
+  useBlobStore(deps.db, await createBlobStore(deps.config, deps.db));
   const app = createApp(deps);
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host, () => resolve(server));

@@ -19,7 +19,8 @@ import {
 } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { listAuditEvents } from '../common/audit.js';
-import { getArtifact } from '../common/artifacts.js';
+import type { Readable } from 'node:stream';
+import { getArtifact, openArtifact, type ArtifactRef } from '../common/artifacts.js';
 import { artifactsReferencedBy, taskEventsAfter, type TaskEventRow } from '../common/tasks-repo.js';
 import { agentTaskWorkflow } from '../workflows/index.js';
 import {
@@ -309,17 +310,36 @@ export async function listTaskArtifacts(
   };
 }
 
-/** One artifact of the caller's tenant, by its sha256, asked for through one of the caller's tasks. */
+/**
+ * One artifact of the caller's tenant, by its sha256, asked for through one of the caller's tasks: its bytes as a
+ * stream, verified as they flow (a corrupted blob fails the stream with BlobIntegrityError).
+ */
+export async function openTaskArtifact(
+  deps: TaskServiceDeps,
+  principal: Principal,
+  rawId: unknown,
+  rawSha256: unknown,
+): Promise<ArtifactRef & { stream: Readable }> {
+  authorize(principal, 'artifact');
+  await ownedTask(deps, principal, rawId);
+  const sha = validate(SHA256, rawSha256, 'query');
+  const artifact = await openArtifact(deps.db, principal.tenantId, sha);
+  if (!artifact) throw notFound(`no artifact ${sha}`);
+  return artifact;
+}
+
+/** The same, read into memory: at most `maxBytes` of it (the MCP server, whose answers are small). */
 export async function getTaskArtifact(
   deps: TaskServiceDeps,
   principal: Principal,
   rawId: unknown,
   rawSha256: unknown,
+  { maxBytes }: { maxBytes?: number } = {},
 ): Promise<{ sha256: string; mediaType: string; sizeBytes: number; content: Buffer }> {
   authorize(principal, 'artifact');
   await ownedTask(deps, principal, rawId);
   const sha = validate(SHA256, rawSha256, 'query');
-  const artifact = await getArtifact(deps.db, principal.tenantId, sha);
+  const artifact = await getArtifact(deps.db, principal.tenantId, sha, { maxBytes });
   if (!artifact) throw notFound(`no artifact ${sha}`);
   return artifact;
 }

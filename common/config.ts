@@ -21,8 +21,13 @@ const bool = z
 
 const duration = z
   .string()
-  .regex(/^\d+(ms|s|m|h)$/, 'expected a duration such as 500ms, 30s, 5m or 2h')
+  .regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 500ms, 30s, 5m, 2h or 7d')
   .transform(parseDuration);
+
+/** The name of an environment variable that holds a secret (as tool servers' auth_secret_ref): never the secret. */
+const secretRef = z
+  .string()
+  .regex(/^[A-Z][A-Z0-9_]{0,127}$/, 'expected the name of an environment variable (A-Z, 0-9, _), not its value');
 
 /** The pools of the registry (temporal/task-queues.ts); WORKER_QUEUES picks among them. */
 const POOLS = POOL_NAMES;
@@ -209,6 +214,48 @@ export const ConfigSchema = z.object({
     .default(4 * 1024 * 1024 * 1024),
   /** Where isolated task workspaces are created (one directory per task, removed afterwards). */
   WORKSPACES_DIR: z.string().optional(),
+
+  /**
+   * The blob store (common/blob-store): large binary objects by reference. `postgres` (the default) keeps them as
+   * chunk rows of BLOB_CHUNK_BYTES in this database; `s3` in an S3-compatible bucket (S3_*). Either way the catalog
+   * and the references are in PostgreSQL.
+   */
+  BLOB_BACKEND: z.enum(['postgres', 's3']).default('postgres'),
+  BLOB_CHUNK_BYTES: z.coerce
+    .number()
+    .int()
+    .min(4 * 1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+  /** A blob nothing references is removed once it has been unreferenced (untouched) this long. */
+  BLOB_RETENTION_AGE: duration.prefault('7d'),
+  /** How often the Temporal Schedule `blob-retention` sweeps (temporal/schedules.ts). */
+  BLOB_RETENTION_INTERVAL: duration.prefault('1h'),
+  /** S3-compatible object storage (BLOB_BACKEND=s3). No endpoint: AWS itself. */
+  S3_ENDPOINT: z.string().url().optional(),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_BUCKET: z
+    .string()
+    .regex(
+      /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+      'expected an S3 bucket name (3-63 lower-case letters, digits, . and -)',
+    )
+    .optional(),
+  /** Path-style URLs (http://host/bucket/key), which MinIO and most self-hosted servers need. */
+  S3_FORCE_PATH_STYLE: bool.default(true),
+  /** Multipart part size for large puts (S3 requires at least 5 MiB for every part but the last). */
+  S3_PART_BYTES: z.coerce
+    .number()
+    .int()
+    .min(5 * 1024 * 1024)
+    .max(5 * 1024 * 1024 * 1024)
+    .default(8 * 1024 * 1024),
+  /**
+   * The credentials by reference, as tool servers' auth_secret_ref: the names of the environment variables that hold
+   * them (read with s3Credentials), never the keys themselves. Both unset: the AWS SDK's default provider chain.
+   */
+  S3_ACCESS_KEY_ID_REF: secretRef.default('AWS_ACCESS_KEY_ID'),
+  S3_SECRET_ACCESS_KEY_REF: secretRef.default('AWS_SECRET_ACCESS_KEY'),
 });
 
 export type Config = z.output<typeof ConfigSchema> & { SIGNING_KEY_DIR: string };
@@ -222,8 +269,15 @@ export class ConfigError extends Error {
   }
 }
 
-/** Variables whose values an error message must never repeat. */
-const SECRET_VARIABLES = new Set(['PAYLOAD_KEYS', 'TEMPORAL_API_KEY', 'LLM_API_KEY', 'JWT_SECRET']);
+/** Variables whose values an error message must never repeat (a *_REF that is refused may be a pasted secret). */
+const SECRET_VARIABLES = new Set([
+  'PAYLOAD_KEYS',
+  'TEMPORAL_API_KEY',
+  'LLM_API_KEY',
+  'JWT_SECRET',
+  'S3_ACCESS_KEY_ID_REF',
+  'S3_SECRET_ACCESS_KEY_REF',
+]);
 
 /** Reads the configuration from an environment (process.env by default). Throws ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -267,6 +321,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       { variable: 'TEMPORAL_TLS_KEY_PATH', message: 'required when TEMPORAL_TLS_CERT_PATH is set' },
     ]);
   }
+  if (config.BLOB_BACKEND === 's3' && !config.S3_BUCKET) {
+    throw new ConfigError([{ variable: 'S3_BUCKET', message: 'required when BLOB_BACKEND is s3' }]);
+  }
   if (config.PAYLOAD_KEYS && !config.PAYLOAD_KEY_ID) {
     throw new ConfigError([{ variable: 'PAYLOAD_KEY_ID', message: 'required when PAYLOAD_KEYS is set' }]);
   }
@@ -283,12 +340,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
-/** Milliseconds in a duration string such as "500ms", "30s", "5m", "2h". */
+/** Milliseconds in a duration string such as "500ms", "30s", "5m", "2h", "7d". */
 export function parseDuration(value: string): number {
-  const match = /^(\d+)(ms|s|m|h)$/.exec(value);
+  const match = /^(\d+)(ms|s|m|h|d)$/.exec(value);
   if (!match) throw new Error(`not a duration: ${value}`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] as 'ms' | 's' | 'm' | 'h'];
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
   return Number(match[1]) * unit;
+}
+
+/**
+ * The S3 credentials, read from the environment variables the configuration names (S3_ACCESS_KEY_ID_REF,
+ * S3_SECRET_ACCESS_KEY_REF). Undefined when neither is set (the AWS SDK's default chain applies); one without the other
+ * is a ConfigError that names the missing variable, never a value.
+ */
+export function s3Credentials(
+  config: Pick<Config, 'S3_ACCESS_KEY_ID_REF' | 'S3_SECRET_ACCESS_KEY_REF'>,
+  env: NodeJS.ProcessEnv = process.env,
+): { accessKeyId: string; secretAccessKey: string } | undefined {
+  const accessKeyId = env[config.S3_ACCESS_KEY_ID_REF] || undefined;
+  const secretAccessKey = env[config.S3_SECRET_ACCESS_KEY_REF] || undefined;
+  if (!accessKeyId && !secretAccessKey) return undefined;
+  if (!accessKeyId || !secretAccessKey) {
+    const missing = accessKeyId ? config.S3_SECRET_ACCESS_KEY_REF : config.S3_ACCESS_KEY_ID_REF;
+    throw new ConfigError([{ variable: missing, message: 'the other S3 credential is set, this one is not' }]);
+  }
+  return { accessKeyId, secretAccessKey };
 }
 
 /** Entry points call this: prints a ConfigError readably and exits, rethrows anything else. */

@@ -4,7 +4,8 @@
  *
  * The names marked "product" are the documented ones (CAWS.md) and must not change; deploy/monitoring uses them.
  * Labels stay low-cardinality: route templates (never raw paths), methods, status classes, judge ids, decisions,
- * tiers, task statuses, audit actions and configured service names — never ids.
+ * tiers, task statuses, audit actions and configured service names — never ids (one exception: the tenant of
+ * agent_agency_blob_stored_bytes).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -144,6 +145,67 @@ export const auditEventsTotal = new Counter({
 export function auditActionLabel(action: string): string {
   return /^[a-z][a-z0-9_]*(\.[a-z0-9_]+){0,3}$/.test(action) && action.length <= 64 ? action : 'other';
 }
+
+// ---- blob store ---------------------------------------------------------------------------------------------------
+
+/**
+ * Bytes of published blobs per tenant and backend, read from the blob catalog (common/blob-store/catalog.ts) when
+ * scraped. Only a process that was handed the catalog reports it (the API, api/app.ts), so one series per tenant and
+ * backend exists across the deployment rather than one per process. Tenants are few and named by the operator: the one
+ * label here that carries an id.
+ */
+let blobBytesSource: (() => Promise<Iterable<{ tenant: string; backend: string; bytes: number }>>) | undefined;
+export function reportBlobBytesFrom(
+  source: () => Promise<Iterable<{ tenant: string; backend: string; bytes: number }>>,
+): void {
+  blobBytesSource = source;
+}
+
+export const blobStoredBytes = new Gauge({
+  name: 'agent_agency_blob_stored_bytes',
+  help: 'Bytes of published blobs in the blob store, by tenant and backend (postgres, s3)',
+  labelNames: ['tenant', 'backend'] as const,
+  registers: [registry],
+  async collect() {
+    if (!blobBytesSource) return;
+    let rows;
+    try {
+      rows = await blobBytesSource();
+    } catch {
+      return; // the database is unreachable: keep the last values rather than fail the scrape
+    }
+    this.reset();
+    for (const { tenant, backend, bytes } of rows) this.set({ tenant, backend }, bytes);
+  },
+});
+
+const BLOB_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/** One put, from the call to the blob being stored (or the failure), by backend and outcome (ok|error). */
+export const blobPutSeconds = new Histogram({
+  name: 'agent_agency_blob_put_seconds',
+  help: 'Seconds one blob store put took, from the call until the blob was stored or the put failed',
+  labelNames: ['backend', 'outcome'] as const,
+  buckets: BLOB_SECONDS,
+  registers: [registry],
+});
+
+/** One get, from the call to the stream's end (all bytes read and verified) or failure, by backend and outcome. */
+export const blobGetSeconds = new Histogram({
+  name: 'agent_agency_blob_get_seconds',
+  help: 'Seconds one blob store get took, from the call until its stream ended or failed',
+  labelNames: ['backend', 'outcome'] as const,
+  buckets: BLOB_SECONDS,
+  registers: [registry],
+});
+
+/** Bytes through the blob store, by backend and direction (put|get): with the histograms, the throughput. */
+export const blobBytesTotal = new Counter({
+  name: 'agent_agency_blob_bytes_total',
+  help: 'Bytes written to (put) and read from (get) the blob store',
+  labelNames: ['backend', 'direction'] as const,
+  registers: [registry],
+});
 
 // ---- resilience ---------------------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import { bootstrapAdminKey } from './bootstrap.js';
 import { ensureBubblewrap } from '../mcp/workspace-server/bubblewrap.js';
 import { createTemporalClient } from '../temporal/connection.js';
 import { startDevServer, type DevServer } from '../temporal/dev-server.js';
-import { ensureAuditCheckpointSchedule } from '../temporal/schedules.js';
+import { ensureAuditCheckpointSchedule, ensureBlobRetentionSchedule } from '../temporal/schedules.js';
 
 const run = promisify(execFile);
 const config = loadConfigOrExit();
@@ -172,6 +172,10 @@ try {
     const schedule = await ensureAuditCheckpointSchedule(scheduler, config);
     say(
       `audit:  schedule ${schedule.scheduleId} signs the audit chain head every ${config.AUDIT_CHECKPOINT_INTERVAL / 1000} s`,
+    );
+    const retention = await ensureBlobRetentionSchedule(scheduler, config);
+    say(
+      `blobs:  schedule ${retention.scheduleId} removes blobs unreferenced for ${config.BLOB_RETENTION_AGE / 3_600_000} h, every ${config.BLOB_RETENTION_INTERVAL / 1000} s`,
     );
   } finally {
     await scheduler.connection.close();

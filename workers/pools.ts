@@ -7,11 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createAuditActivities } from '../activities/audit/index.js';
+import { createBlobActivities } from '../activities/blobs/index.js';
 import { createCouncilActivities } from '../activities/council/index.js';
 import { createExecutionActivities } from '../activities/execution/index.js';
 import { createFederationActivities } from '../activities/federation/index.js';
 import { createInferenceActivities, type OrtThread } from '../activities/inference/index.js';
 import { createPlanningActivities } from '../activities/planning/index.js';
+import { createBlobStore, useBlobStore } from '../common/blob-store/index.js';
 import { PROJECT_ROOT, type Config, type Pool } from '../common/config.js';
 import type { Db } from '../common/db.js';
 import type { Logger } from '../common/logger.js';
@@ -82,6 +84,7 @@ export const POOL_FACTORIES: Record<Pool, PoolFactory> = {
       activities: {
         ...createPlanningActivities({ db: ctx.deps.db, config: ctx.deps.config, log: ctx.deps.log }),
         ...createAuditActivities({ db: ctx.deps.db, config: ctx.deps.config }),
+        ...createBlobActivities({ db: ctx.deps.db, config: ctx.deps.config }),
       },
     }),
   council: (ctx) =>
@@ -106,7 +109,13 @@ export const POOL_FACTORIES: Record<Pool, PoolFactory> = {
     }),
 };
 
-/** Creates the Workers of the given pools (not yet running). */
+/**
+ * Creates the Workers of the given pools (not yet running). Activity pools store artifacts and blobs in the configured
+ * blob store (BLOB_BACKEND), set here once for the process's database pool.
+ */
 export async function createPoolWorkers(ctx: PoolContext, pools: readonly Pool[]): Promise<Worker[]> {
+  if (pools.some((pool) => pool !== 'orchestration')) {
+    useBlobStore(ctx.deps.db, await createBlobStore(ctx.deps.config, ctx.deps.db));
+  }
   return Promise.all(pools.map((pool) => POOL_FACTORIES[pool](ctx)));
 }

@@ -5,3 +5,4 @@ export { executionWorkflow } from './execution/execution.workflow.js';
 export { systemCheckWorkflow } from './system/system-check.workflow.js';
 export { auditCheckpointWorkflow } from './audit/audit-checkpoint.workflow.js';
 export { toolDiscoveryWorkflow } from './tools/tool-discovery.workflow.js';
+export { blobRetentionWorkflow } from './system/blob-retention.workflow.js';

@@ -3,8 +3,9 @@
  * GET /metrics, the API process's registry in the text exposition format (common/metrics.ts).
  *
  * Public, like /health: mounted before authentication (app.ts) so Prometheus scrapes it without a key. It exposes
- * counts by route template, method, status class, judge, decision and tier — no ids, tenants or payloads. Keep the API
- * port off the public internet or block /metrics at the ingress if even that is too much.
+ * counts by route template, method, status class, judge, decision and tier — no ids or payloads; the one tenant label
+ * is agent_agency_blob_stored_bytes (bytes stored per tenant). Keep the API port off the public internet or block
+ * /metrics at the ingress if even that is too much.
  */
 import { Router, type Request, type RequestHandler, type Response } from 'express';
 import {

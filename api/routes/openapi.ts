@@ -187,7 +187,12 @@ export const OPERATIONS: readonly Operation[] = [
     tag: 'tasks',
     access: 'viewer',
     params: { ...taskId, sha256: schemas.SHA256 },
-    ok: { status: 200, description: 'the artifact, with its media type', type: 'application/octet-stream' },
+    ok: {
+      status: 200,
+      description:
+        'the artifact, streamed with its media type, Content-Length and an ETag of its sha256; verified as it is read, so a corrupted artifact is a 500 or a connection closed short of Content-Length, never wrong bytes',
+      type: 'application/octet-stream',
+    },
     errors: [404],
     temporal: true,
   },

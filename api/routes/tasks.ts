@@ -6,6 +6,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AppDeps } from '../app.js';
+import { sendBlob } from '../blob-response.js';
 import { validate } from '../errors.js';
 import { principalOf, requireRole, TASK_ROLES } from '../principal.js';
 import {
@@ -13,11 +14,11 @@ import {
   clarifyTask,
   decideTask,
   getTask,
-  getTaskArtifact,
   getTaskAudit,
   getTaskResult,
   listTaskArtifacts,
   listTasks,
+  openTaskArtifact,
   signalTask,
   startTask,
   taskEventSource,
@@ -50,9 +51,10 @@ export function taskRoutes(deps: AppDeps): Router {
     res.json(await listTaskArtifacts(deps, principalOf(res), req.params.id));
   });
 
+  /** Streamed from the blob store, never whole in memory; a corrupt blob is a 500 or an aborted response. */
   router.get('/api/v1/tasks/:id/artifacts/:sha256', requireRole(TASK_ROLES.artifact), async (req, res) => {
-    const artifact = await getTaskArtifact(deps, principalOf(res), req.params.id, req.params.sha256);
-    res.type(artifact.mediaType).setHeader('etag', `"${artifact.sha256}"`).send(artifact.content);
+    const artifact = await openTaskArtifact(deps, principalOf(res), req.params.id, req.params.sha256);
+    await sendBlob(req, res, deps.log, artifact);
   });
 
   router.get('/api/v1/tasks/:id/audit', requireRole(TASK_ROLES.audit), async (req, res) => {

@@ -63,7 +63,13 @@ describe('the agent task pipeline', () => {
     ]);
     expect(result.risk).toMatchObject({ tier: 3, specTier: 3, method: 'heuristic' });
 
-    const diff = await (await client.get(`/api/v1/tasks/${id}/artifacts/${result.diffRef!.sha256}`)).text();
+    const diffResponse = await client.get(`/api/v1/tasks/${id}/artifacts/${result.diffRef!.sha256}`);
+    // Streamed from the blob store, with its media type, length and digest.
+    expect(diffResponse.headers.get('content-type')).toContain('text/x-diff');
+    expect(diffResponse.headers.get('content-length')).toBe(String(result.diffRef!.sizeBytes));
+    expect(diffResponse.headers.get('etag')).toBe(`"${result.diffRef!.sha256}"`);
+    const diff = await diffResponse.text();
+    expect(Buffer.byteLength(diff)).toBe(result.diffRef!.sizeBytes);
     expect(parseUnifiedDiff(diff).map((f) => [f.path, f.added.map((a) => a.text.trim())])).toEqual([
       ['src/calculator.js', ['return sum(values) / values.length;']],
     ]);

@@ -6,6 +6,7 @@ import { appendAuditEvent, listAuditEvents } from '../../common/audit.js';
 import { getArtifact, putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import { artifactsReferencedBy } from '../../common/tasks-repo.js';
+import { drain, seededStream } from '../helpers/blob-data.js';
 import { taskWorkflowId, type TaskResult } from '../../workflows/task/definitions.js';
 import {
   eventually,
@@ -188,6 +189,61 @@ describe('tasks over HTTP against the real stack', () => {
       [diff!, log!].sort((a, b) => a.sha256.localeCompare(b.sha256)),
     );
     expect(await artifactsReferencedBy(api.db, 'default', `${workflowId}-other`)).toEqual([]);
+  });
+
+  it('when an artifact is fetched, then it streams with its type, length and ETag; a corrupt one is a 500 or a cut-off body', async () => {
+    const { id } = await json<{ id: string }>(
+      await post('/api/v1/tasks', { title: 'Fix average for the artifact route', workspace: await sampleRepo() }),
+    );
+    const size = 2.5 * 1024 * 1024 + 3; // three chunks of the configured 1 MiB
+    const artifact = async (seed: string) => {
+      const { bytes } = await drain(seededStream(seed, size));
+      return { bytes, ref: await putArtifact(api.db, 'default', bytes, 'application/x-test') };
+    };
+    const url = (sha256: string): string => `/api/v1/tasks/${id}/artifacts/${sha256}`;
+    /** Flips the first byte of one chunk of the artifact's blob. */
+    const corrupt = (sha256: string, seq: number) =>
+      api.db.query(
+        `UPDATE blob_chunks c SET data = set_byte(c.data, 0, get_byte(c.data, 0) # 255) FROM blobs b
+          WHERE b.backend = 'postgres' AND b.tenant_id = 'default' AND b.sha256 = $1
+            AND c.upload_id = b.upload_id AND c.seq = $2`,
+        [sha256, seq],
+      );
+
+    const good = await artifact(`route-good-${id}`);
+    const res = await api.fetch(url(good.ref.sha256));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/x-test');
+    expect(res.headers.get('content-length')).toBe(String(size));
+    expect(res.headers.get('etag')).toBe(`"${good.ref.sha256}"`);
+    expect(Buffer.from(await res.arrayBuffer()).equals(good.bytes)).toBe(true);
+    const head = await api.fetch(url(good.ref.sha256), { method: 'HEAD' });
+    expect([head.status, head.headers.get('content-length'), (await head.arrayBuffer()).byteLength]).toEqual([
+      200,
+      String(size),
+      0,
+    ]);
+    // (fetch adds Cache-Control: no-cache to a conditional request unless it names one itself)
+    const cached = await api.fetch(url(good.ref.sha256), {
+      headers: { 'if-none-match': `"${good.ref.sha256}"`, 'cache-control': 'max-age=0' },
+    });
+    expect(cached.status).toBe(304);
+    expect((await api.fetch(url('0'.repeat(64)))).status).toBe(404);
+
+    // Corrupt at its start: found before the headers, so a 500 problem.
+    const early = await artifact(`route-early-${id}`);
+    await corrupt(early.ref.sha256, 0);
+    const failed = await api.fetch(url(early.ref.sha256));
+    expect(failed.status).toBe(500);
+    expect(failed.headers.get('content-type')).toContain('application/problem+json');
+    // Corrupt further on: the headers are out, so the body is cut short and the client's read fails.
+    const late = await artifact(`route-late-${id}`);
+    await corrupt(late.ref.sha256, 2);
+    const cut = await api.fetch(url(late.ref.sha256));
+    expect(cut.status).toBe(200);
+    await expect(cut.arrayBuffer()).rejects.toThrow();
+
+    expect((await finalState(id)).status).toBe('completed');
   });
 
   it('when a task id is reused, then 409 and the first task is unaffected', async () => {

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseDuration, PROJECT_ROOT } from '../../common/config.js';
+import { ConfigError, loadConfig, parseDuration, PROJECT_ROOT, s3Credentials } from '../../common/config.js';
 
 const run = promisify(execFile);
 
@@ -64,6 +64,44 @@ describe('configuration', () => {
     expect(parseDuration('30s')).toBe(30_000);
     expect(parseDuration('5m')).toBe(300_000);
     expect(parseDuration('2h')).toBe(7_200_000);
+    expect(parseDuration('7d')).toBe(604_800_000);
+  });
+
+  it('when nothing about blobs is set, then the PostgreSQL backend with 1 MiB chunks and a 7-day retention applies', () => {
+    expect(loadConfig({})).toMatchObject({
+      BLOB_BACKEND: 'postgres',
+      BLOB_CHUNK_BYTES: 1024 * 1024,
+      BLOB_RETENTION_AGE: 7 * 86_400_000,
+      BLOB_RETENTION_INTERVAL: 3_600_000,
+      S3_REGION: 'us-east-1',
+      S3_FORCE_PATH_STYLE: true,
+      S3_ACCESS_KEY_ID_REF: 'AWS_ACCESS_KEY_ID',
+      S3_SECRET_ACCESS_KEY_REF: 'AWS_SECRET_ACCESS_KEY',
+    });
+  });
+
+  it('when the S3 backend is chosen, then it needs a bucket, and its credentials are named, never given', () => {
+    expect(() => loadConfig({ BLOB_BACKEND: 's3' })).toThrow(/S3_BUCKET: required when BLOB_BACKEND is s3/);
+    expect(() => loadConfig({ BLOB_BACKEND: 'gcs' })).toThrow(/BLOB_BACKEND/);
+    expect(() => loadConfig({ BLOB_CHUNK_BYTES: '100' })).toThrow(/BLOB_CHUNK_BYTES/);
+    // Something other than a variable's name (a pasted key, say) is refused.
+    expect(() => loadConfig({ S3_SECRET_ACCESS_KEY_REF: 'lower/case+slashes' })).toThrow(/S3_SECRET_ACCESS_KEY_REF/);
+    expect(() => loadConfig({ S3_SECRET_ACCESS_KEY_REF: 'lower/case+slashes' })).not.toThrow(/slashes/);
+    const config = loadConfig({
+      BLOB_BACKEND: 's3',
+      S3_BUCKET: 'agency-blobs',
+      S3_ENDPOINT: 'http://127.0.0.1:9000',
+      S3_ACCESS_KEY_ID_REF: 'BLOB_KEY',
+      S3_SECRET_ACCESS_KEY_REF: 'BLOB_SECRET',
+      BLOB_RETENTION_AGE: '2d',
+    });
+    expect(config.BLOB_RETENTION_AGE).toBe(2 * 86_400_000);
+    expect(s3Credentials(config, { BLOB_KEY: 'id', BLOB_SECRET: 'secret' })).toEqual({
+      accessKeyId: 'id',
+      secretAccessKey: 'secret',
+    });
+    expect(s3Credentials(config, {})).toBeUndefined(); // the SDK's default chain
+    expect(() => s3Credentials(config, { BLOB_KEY: 'id' })).toThrow(/BLOB_SECRET/);
   });
 
   it.each([
