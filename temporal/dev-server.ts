@@ -9,10 +9,11 @@
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
+import { logTail, processAlive, sizeOf, stopPid } from '../common/processes.js';
 import { ensureTemporalCli } from './cli.js';
 import { setupNamespace } from './setup.js';
 
@@ -84,15 +85,6 @@ export async function isTemporalUp(address: string, timeoutMs = 1_500): Promise<
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function readPid(file: string): Promise<number | undefined> {
   try {
     const pid = Number((await readFile(file, 'utf8')).trim());
@@ -100,37 +92,6 @@ async function readPid(file: string): Promise<number | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** Signals the server's process group (it is started detached, as a group leader), else the process alone. */
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-async function stopPid(pid: number, timeoutMs = 15_000): Promise<void> {
-  if (!processAlive(pid)) return;
-  signal(pid, 'SIGTERM');
-  const deadline = Date.now() + timeoutMs;
-  while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (processAlive(pid)) signal(pid, 'SIGKILL');
-}
-
-async function sizeOf(file: string): Promise<number> {
-  return (await stat(file).catch(() => ({ size: 0 }))).size;
-}
-
-/** What the server wrote to its log since `offset`, the last 3,000 characters of it. */
-async function logTail(file: string, offset: number): Promise<string> {
-  const text = (await readFile(file).catch(() => Buffer.alloc(0))).subarray(offset).toString('utf8');
-  return text.length ? text.slice(-3_000) : '(nothing)';
 }
 
 /**

@@ -10,43 +10,31 @@
  *   node --import tsx common/blob-store/s3-server.ts          prints the path of the binary (building it if needed)
  *   node --import tsx common/blob-store/s3-server.ts up DIR [PORT]   runs a server on DIR until Ctrl-C
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, constants, mkdir, open, readFile, stat } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
-
-const run = promisify(execFile);
+import { ensureGoTool, goToolCacheDir, type EnsureOptions, type GoTool } from '../go-tool.js';
+import { logTail, processAlive, sizeOf, stopPid } from '../processes.js';
 
 /** Pinned: a tagged release whose go.mod has no replace directive, so `go install` builds it from the module proxy. */
 export const VERSITYGW_VERSION = 'v1.8.0';
-const MODULE = 'github.com/versity/versitygw/cmd/versitygw';
-const BINARY = 'versitygw';
+
+const VERSITYGW: GoTool = {
+  label: 'S3-compatible server (versitygw)',
+  binary: 'versitygw',
+  module: 'github.com/versity/versitygw/cmd/versitygw',
+  version: VERSITYGW_VERSION,
+  envVar: 'VERSITYGW',
+  releases: 'https://github.com/versity/versitygw/releases',
+  minGo: '1.25',
+};
 
 export function s3ServerCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'agency', BINARY, VERSITYGW_VERSION);
-}
-
-async function isExecutable(file: string): Promise<boolean> {
-  try {
-    await access(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function onPath(name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  for (const dir of (env.PATH ?? '').split(path.delimiter).filter(Boolean)) {
-    const candidate = path.join(dir, name);
-    if (await isExecutable(candidate)) return candidate;
-  }
-  return undefined;
+  return goToolCacheDir(VERSITYGW, env);
 }
 
 export class S3ServerUnavailable extends Error {
@@ -54,54 +42,8 @@ export class S3ServerUnavailable extends Error {
 }
 
 /** Returns the path of a usable versitygw, building the pinned one into the cache if none is found. */
-export async function ensureS3Server(
-  opts: { env?: NodeJS.ProcessEnv; log?: (line: string) => void; goLocations?: string[] } = {},
-): Promise<string> {
-  const env = opts.env ?? process.env;
-  const log = opts.log ?? (() => undefined);
-
-  if (env.VERSITYGW) {
-    if (await isExecutable(env.VERSITYGW)) return env.VERSITYGW;
-    throw new S3ServerUnavailable(`VERSITYGW is set to ${env.VERSITYGW}, which is not an executable file`);
-  }
-  const fromPath = await onPath(BINARY, env);
-  if (fromPath) return fromPath;
-
-  const cacheDir = s3ServerCacheDir(env);
-  const cached = path.join(cacheDir, BINARY);
-  if (await isExecutable(cached)) return cached;
-
-  let go = await onPath('go', env);
-  for (const candidate of opts.goLocations ?? ['/usr/local/go/bin/go']) {
-    if (!go && (await isExecutable(candidate))) go = candidate;
-  }
-  if (!go) {
-    throw new S3ServerUnavailable(
-      [
-        'The S3-compatible server (versitygw) was not found and cannot be built (no Go toolchain).',
-        'Install one of:',
-        '  - versitygw: https://github.com/versity/versitygw/releases (then put `versitygw` on PATH or set VERSITYGW)',
-        `  - Go 1.25 or newer (https://go.dev/dl/), and the project will build ${MODULE}@${VERSITYGW_VERSION}`,
-      ].join('\n'),
-    );
-  }
-
-  await mkdir(cacheDir, { recursive: true });
-  log(`building versitygw ${VERSITYGW_VERSION} with Go into ${cacheDir} (once; 2-5 minutes on 2 cores)`);
-  const started = Date.now();
-  try {
-    await run(go, ['install', `${MODULE}@${VERSITYGW_VERSION}`], {
-      env: { ...env, GOBIN: cacheDir, CGO_ENABLED: env.CGO_ENABLED ?? '0' },
-      maxBuffer: 64 * 1024 * 1024,
-      timeout: 30 * 60_000,
-    });
-  } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr ?? String(err);
-    throw new S3ServerUnavailable(`go install ${MODULE}@${VERSITYGW_VERSION} failed:\n${stderr.trim()}`);
-  }
-  if (!(await isExecutable(cached))) throw new S3ServerUnavailable(`go install finished but ${cached} is missing`);
-  log(`built ${cached} in ${Math.round((Date.now() - started) / 1000)} s`);
-  return cached;
+export function ensureS3Server(opts: EnsureOptions = {}): Promise<string> {
+  return ensureGoTool(VERSITYGW, opts, (message) => new S3ServerUnavailable(message));
 }
 
 export interface S3ServerOptions {
@@ -140,46 +82,6 @@ function freePort(host: string): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Signals the server's process group (it is started detached, as a group leader), else the process alone. */
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-async function stopPid(pid: number, timeoutMs = 10_000): Promise<void> {
-  if (!processAlive(pid)) return;
-  signal(pid, 'SIGTERM');
-  const deadline = Date.now() + timeoutMs;
-  while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (processAlive(pid)) signal(pid, 'SIGKILL');
-}
-
-async function sizeOf(file: string): Promise<number> {
-  return (await stat(file).catch(() => ({ size: 0 }))).size;
-}
-
-/** What the server wrote to its log since `offset`, the last 3,000 characters of it. */
-async function logTail(file: string, offset: number): Promise<string> {
-  const text = (await readFile(file).catch(() => Buffer.alloc(0))).subarray(offset).toString('utf8');
-  return text.length ? text.slice(-3_000) : '(nothing)';
 }
 
 /** Whether an S3 server answers a signed ListBuckets with these credentials (a real S3 call, not a TCP probe). */
