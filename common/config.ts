@@ -249,7 +249,7 @@ export const ConfigSchema = z.object({
     .int()
     .min(5 * 1024 * 1024)
     .max(5 * 1024 * 1024 * 1024)
-    .default(8 * 1024 * 1024),
+    .default(5 * 1024 * 1024),
   /**
    * The credentials by reference, as tool servers' auth_secret_ref: the names of the environment variables that hold
    * them (read with s3Credentials), never the keys themselves. Both unset: the AWS SDK's default provider chain.

@@ -66,7 +66,7 @@ export interface S3BlobStoreOptions {
   forcePathStyle?: boolean;
   /** Unset: the SDK's default chain (AWS_ACCESS_KEY_ID…, a profile, an instance role). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Bytes per multipart part (default 8 MiB; S3's minimum is 5 MiB). */
+  /** Bytes per multipart part (default 5 MiB, S3's minimum: the least memory per put). */
   partSizeBytes?: number;
   /**
    * Parts uploaded at once (default 2). A put holds about (queueSize + 1) × partSizeBytes, plus what the GC has not
@@ -213,7 +213,7 @@ class Verifying extends Transform {
 /** The S3 backend from explicit options (createS3BlobStore maps the configuration to these). */
 export function s3BlobStore(options: S3BlobStoreOptions): S3BlobStore {
   const bucket = options.bucket;
-  const partSize = Math.max(5 * MiB, options.partSizeBytes ?? 8 * MiB);
+  const partSize = Math.max(5 * MiB, options.partSizeBytes ?? 5 * MiB);
   const queueSize = Math.max(1, options.queueSize ?? 2);
   const copyThreshold = options.multipartCopyThresholdBytes ?? MAX_SINGLE_COPY;
   const copyPartSize = Math.max(5 * MiB, options.copyPartSizeBytes ?? 512 * MiB);

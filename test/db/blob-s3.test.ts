@@ -351,7 +351,7 @@ describe('blob store, S3 backend (versitygw): objects, keys and processes', () =
         `S3 backend, 200 MiB through a child: put ${result.putMs} ms, get ${result.getMs} ms; peak RSS ` +
           `${mib(result.maxRssBytes)} (${mib(result.baselineRssBytes)} before the put: node and the AWS SDK)`,
       );
-      // Streamed: what the round trip adds (8 MiB parts in flight, buffers the GC has not collected yet, measured
+      // Streamed: what the round trip adds (5 MiB parts in flight, buffers the GC has not collected yet, measured
       // 80-90 MiB) does not depend on the blob's size; the whole process stays below the blob's size.
       expect(result.maxRssBytes - result.baselineRssBytes).toBeLessThan(size / 2);
       expect(result.maxRssBytes).toBeLessThan(size);
