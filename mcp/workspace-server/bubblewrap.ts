@@ -9,12 +9,11 @@
  *   node --import tsx mcp/workspace-server/bubblewrap.ts    prints the path of bwrap (fetching it if needed)
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { access, constants, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { onPath } from '../../common/go-tool.js';
 
 const run = promisify(execFile);
 
@@ -30,6 +29,23 @@ const INSTALL_HINT =
 export function bubblewrapCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
   return path.join(base, 'agency', 'bubblewrap');
+}
+
+async function isExecutable(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function onPath(name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  for (const dir of (env.PATH ?? '').split(path.delimiter).filter((d) => path.isAbsolute(d))) {
+    const candidate = path.join(dir, name);
+    if (await isExecutable(candidate)) return candidate;
+  }
+  return undefined;
 }
 
 /** The version `bwrap --version` prints ("bubblewrap 0.8.0"), or undefined if the binary does not run. */
