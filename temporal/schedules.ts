@@ -19,26 +19,30 @@ import { queueFor } from './task-queues.js';
 export const AUDIT_CHECKPOINT_SCHEDULE = 'audit-checkpoint';
 export const BLOB_RETENTION_SCHEDULE = 'blob-retention';
 
+type Ensured = Promise<{ scheduleId: string; created: boolean }>;
+
 /**
- * Creates the schedule `audit-checkpoint` (prefixed with TASK_QUEUE_PREFIX, so deployments sharing a namespace keep
- * their own), or updates its interval and action when it exists. Returns the schedule id and what was done.
+ * Creates a schedule that starts `workflowType` on the orchestration queue every `everyMs` (its id prefixed with
+ * TASK_QUEUE_PREFIX, so deployments sharing a namespace keep their own), or updates its interval and action when it
+ * exists. A run still going when the next is due is not doubled; after an outage, one catch-up run is enough.
  */
-export async function ensureAuditCheckpointSchedule(
+async function ensureIntervalSchedule(
   client: Client,
-  config: Pick<Config, 'AUDIT_CHECKPOINT_INTERVAL' | 'TASK_QUEUE_PREFIX'>,
-): Promise<{ scheduleId: string; created: boolean }> {
-  if (config.AUDIT_CHECKPOINT_INTERVAL < 1000) throw new Error('AUDIT_CHECKPOINT_INTERVAL must be at least 1s');
-  const scheduleId = `${config.TASK_QUEUE_PREFIX}${AUDIT_CHECKPOINT_SCHEDULE}`;
-  const spec: ScheduleSpec = { intervals: [{ every: config.AUDIT_CHECKPOINT_INTERVAL }] };
-  const action: ScheduleOptionsStartWorkflowAction<typeof auditCheckpointWorkflow> = {
+  prefix: string,
+  name: string,
+  opts: { workflowType: string; everyMs: number; executionTimeout: string; setting: string },
+): Ensured {
+  if (opts.everyMs < 1000) throw new Error(`${opts.setting} must be at least 1s`);
+  const scheduleId = `${prefix}${name}`;
+  const spec: ScheduleSpec = { intervals: [{ every: opts.everyMs }] };
+  const action: ScheduleOptionsStartWorkflowAction<() => Promise<unknown>> = {
     type: 'startWorkflow',
-    workflowType: auditCheckpointWorkflow,
+    workflowType: opts.workflowType,
     workflowId: scheduleId, // the server appends the scheduled time
-    taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-    workflowExecutionTimeout: '1 hour',
+    taskQueue: queueFor('orchestration', prefix),
+    workflowExecutionTimeout: opts.executionTimeout,
   };
-  // A run still going when the next is due is not doubled; after an outage, one catch-up run is enough.
-  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: config.AUDIT_CHECKPOINT_INTERVAL };
+  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: opts.everyMs };
   try {
     await client.schedule.create({ scheduleId, spec, action, policies });
     return { scheduleId, created: true };
@@ -49,34 +53,33 @@ export async function ensureAuditCheckpointSchedule(
   return { scheduleId, created: false };
 }
 
+/** The schedule `audit-checkpoint`: auditCheckpointWorkflow every AUDIT_CHECKPOINT_INTERVAL. */
+export function ensureAuditCheckpointSchedule(
+  client: Client,
+  config: Pick<Config, 'AUDIT_CHECKPOINT_INTERVAL' | 'TASK_QUEUE_PREFIX'>,
+): Ensured {
+  return ensureIntervalSchedule(client, config.TASK_QUEUE_PREFIX, AUDIT_CHECKPOINT_SCHEDULE, {
+    workflowType: auditCheckpointWorkflow.name,
+    everyMs: config.AUDIT_CHECKPOINT_INTERVAL,
+    executionTimeout: '1 hour',
+    setting: 'AUDIT_CHECKPOINT_INTERVAL',
+  });
+}
+
 /**
- * Creates the schedule `blob-retention` (prefixed like the others), or updates its interval and action when it exists.
- * The age itself (BLOB_RETENTION_AGE) is read by the planning workers that run the sweep.
+ * The schedule `blob-retention`: blobRetentionWorkflow every BLOB_RETENTION_INTERVAL. The age itself
+ * (BLOB_RETENTION_AGE) is read by the planning workers that run the sweep.
  */
-export async function ensureBlobRetentionSchedule(
+export function ensureBlobRetentionSchedule(
   client: Client,
   config: Pick<Config, 'BLOB_RETENTION_INTERVAL' | 'TASK_QUEUE_PREFIX'>,
-): Promise<{ scheduleId: string; created: boolean }> {
-  if (config.BLOB_RETENTION_INTERVAL < 1000) throw new Error('BLOB_RETENTION_INTERVAL must be at least 1s');
-  const scheduleId = `${config.TASK_QUEUE_PREFIX}${BLOB_RETENTION_SCHEDULE}`;
-  const spec: ScheduleSpec = { intervals: [{ every: config.BLOB_RETENTION_INTERVAL }] };
-  const action: ScheduleOptionsStartWorkflowAction<typeof blobRetentionWorkflow> = {
-    type: 'startWorkflow',
-    workflowType: blobRetentionWorkflow,
-    workflowId: scheduleId, // the server appends the scheduled time
-    taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-    workflowExecutionTimeout: '6 hours',
-  };
-  // One sweep at a time; a missed one is made up once (the next sweep covers whatever it would have removed).
-  const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: config.BLOB_RETENTION_INTERVAL };
-  try {
-    await client.schedule.create({ scheduleId, spec, action, policies });
-    return { scheduleId, created: true };
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-  }
-  await client.schedule.getHandle(scheduleId).update((previous) => ({ ...previous, spec, action, policies }));
-  return { scheduleId, created: false };
+): Ensured {
+  return ensureIntervalSchedule(client, config.TASK_QUEUE_PREFIX, BLOB_RETENTION_SCHEDULE, {
+    workflowType: blobRetentionWorkflow.name,
+    everyMs: config.BLOB_RETENTION_INTERVAL,
+    executionTimeout: '6 hours',
+    setting: 'BLOB_RETENTION_INTERVAL',
+  });
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
