@@ -1,5 +1,6 @@
 /** Servers the project starts itself (the Temporal dev server, the S3 test server): stopping them, reading their logs. */
 import { readFile, stat } from 'node:fs/promises';
+import net from 'node:net';
 
 export function processAlive(pid: number): boolean {
   try {
@@ -40,4 +41,17 @@ export async function sizeOf(file: string): Promise<number> {
 export async function logTail(file: string, offset: number): Promise<string> {
   const text = (await readFile(file).catch(() => Buffer.alloc(0))).subarray(offset).toString('utf8');
   return text.length ? text.slice(-3_000) : '(nothing)';
+}
+
+/** A TCP port on `host` that was free a moment ago (the OS picks it). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }

@@ -13,12 +13,11 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { ensureGoTool, goToolCacheDir, type EnsureOptions, type GoTool } from '../go-tool.js';
-import { logTail, processAlive, sizeOf, stopPid } from '../processes.js';
+import { freePort, logTail, processAlive, sizeOf, stopPid } from '../processes.js';
 
 /** Pinned: a tagged release whose go.mod has no replace directive, so `go install` builds it from the module proxy. */
 export const VERSITYGW_VERSION = 'v1.8.0';
@@ -69,19 +68,6 @@ export interface S3Server {
   pid: number;
   logFile: string;
   stop(): Promise<void>;
-}
-
-/** A TCP port that was free a moment ago (the OS picks it). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Whether an S3 server answers a signed ListBuckets with these credentials (a real S3 call, not a TCP probe). */

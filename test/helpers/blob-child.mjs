@@ -12,49 +12,19 @@
  * Environment: DATABASE_URL, BLOB_TENANT, BLOB_BYTES, BLOB_SEED, BLOB_CHUNK_BYTES (default 1 MiB), BLOB_THROTTLE_MS.
  * The bytes are an AES-256-CTR keystream of the seed, made as they are read (test/helpers/blob-data.ts makes the same).
  */
-import { createCipheriv, createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { createPostgresBlobStore } from '../../dist/common/blob-store/postgres.js';
+import { peakRssBytes, ruMaxRssBytes, seededStream } from './blob-seed.mjs';
 
-const PIECE = 256 * 1024;
 const env = (name, fallback) => {
   const value = process.env[name] ?? fallback;
   if (value === undefined) throw new Error(`${name} is not set`);
   return value;
 };
-/**
- * The peak RSS of this program: VmHWM, the high-water mark of its own address space. process.resourceUsage().maxRSS
- * (getrusage) also counts the forked copy of the parent before exec, so a child of a large test process would report
- * at least the parent's size; it is printed too (ruMaxRssMiB), and used where /proc is absent.
- */
-const ruMaxRssMiB = () => process.resourceUsage().maxRSS / 1024; // maxRSS is in KiB
-const maxRssMiB = () => {
-  try {
-    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (hwm) return Number(hwm[1]) / 1024;
-  } catch {
-    // not Linux
-  }
-  return ruMaxRssMiB();
-};
-
-function seededStream(seed, bytes, throttleMs, onPiece) {
-  const key = createHash('sha256').update(`key:${seed}`).digest();
-  const iv = createHash('sha256').update(`iv:${seed}`).digest().subarray(0, 16);
-  const cipher = createCipheriv('aes-256-ctr', key, iv);
-  const zeros = Buffer.alloc(PIECE);
-  async function* pieces() {
-    for (let left = bytes; left > 0; left -= PIECE) {
-      const out = cipher.update(left >= PIECE ? zeros : zeros.subarray(0, left));
-      onPiece(out);
-      if (throttleMs) await new Promise((resolve) => setTimeout(resolve, throttleMs));
-      yield out;
-    }
-  }
-  return Readable.from(pieces(), { objectMode: false });
-}
+const MiB = 1024 * 1024;
+const maxRssMiB = () => peakRssBytes() / MiB;
+const ruMaxRssMiB = () => ruMaxRssBytes() / MiB;
 
 const mode = process.argv[2];
 const db = new pg.Pool({ connectionString: env('DATABASE_URL'), max: 2 });
@@ -65,9 +35,10 @@ const baselineRssMiB = maxRssMiB();
 
 try {
   const expected = createHash('sha256');
-  const body = seededStream(env('BLOB_SEED', 'blob-child'), bytes, Number(env('BLOB_THROTTLE_MS', '0')), (piece) =>
-    expected.update(piece),
-  );
+  const body = seededStream(env('BLOB_SEED', 'blob-child'), bytes, {
+    throttleMs: Number(env('BLOB_THROTTLE_MS', '0')),
+    onPiece: (piece) => expected.update(piece),
+  });
   const putStarted = performance.now();
   const ref = await store.put(tenant, body, { mediaType: 'application/x-test' });
   const putMs = performance.now() - putStarted;

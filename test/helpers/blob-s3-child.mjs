@@ -10,14 +10,12 @@
  *
  * Environment: BLOB_S3 (JSON: s3BlobStore options), BLOB_TENANT, BLOB_SEED, BLOB_SIZE, BLOB_STALL_AFTER,
  * BLOB_EXPECTED (a digest passed as expectedSha256, optional). The bytes are the AES-256-CTR keystream of the seed that
- * test/helpers/blob-data.ts (seededStream) makes, so the test knows their digest.
+ * test/helpers/blob-seed.mjs (seededStream) makes, so the test knows their digest.
  */
-import { createCipheriv, createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
 import { s3BlobStore } from '../../dist/common/blob-store/s3.js';
+import { peakRssBytes, seededStream } from './blob-seed.mjs';
 
-const PIECE = 256 * 1024;
 const mode = process.argv[2];
 const options = JSON.parse(process.env.BLOB_S3 ?? '{}');
 const tenant = process.env.BLOB_TENANT ?? 'default';
@@ -25,61 +23,25 @@ const seed = process.env.BLOB_SEED ?? 'seed';
 const size = Number(process.env.BLOB_SIZE ?? 0);
 const stallAfter = Number(process.env.BLOB_STALL_AFTER ?? Infinity);
 const expectedSha256 = process.env.BLOB_EXPECTED || undefined;
-/** Peak RSS in bytes: VmHWM (getrusage's maxRSS also counts the parent's copy forked before exec; see blob-child.mjs). */
-const peakRss = () => {
-  try {
-    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    if (hwm) return Number(hwm[1]) * 1024;
-  } catch {
-    // not Linux
-  }
-  return process.resourceUsage().maxRSS * 1024; // maxRSS is in KiB
-};
 const say = (message) => void process.stdout.write(`${JSON.stringify(message)}\n`);
-
-/** seededStream(seed, bytes) of test/helpers/blob-data.ts; `onPiece` sees each piece; stops for good at `stallAt`. */
-function seededStream(bytes, onPiece, stallAt = Infinity) {
-  const key = createHash('sha256').update(`key:${seed}`).digest();
-  const iv = createHash('sha256').update(`iv:${seed}`).digest().subarray(0, 16);
-  const cipher = createCipheriv('aes-256-ctr', key, iv);
-  const zeros = Buffer.alloc(PIECE);
-  async function* pieces() {
-    let sent = 0;
-    for (let left = bytes; left > 0; left -= PIECE) {
-      const out = cipher.update(left >= PIECE ? zeros : zeros.subarray(0, left));
-      onPiece(out);
-      yield out;
-      sent += out.length;
-      if (sent >= stallAt) {
-        say({ stalled: sent });
-        await new Promise(() => undefined); // the body never ends: the test kills this process
-      }
-    }
-  }
-  return Readable.from(pieces(), { objectMode: false });
-}
 
 const store = s3BlobStore(options);
 
 if (mode === 'stall') {
   setInterval(() => undefined, 1 << 30); // alive until killed, even once the parts in flight are stored
-  void store.put(
-    tenant,
-    seededStream(size, () => undefined, stallAfter),
-    { expectedSha256 },
-  );
+  void store.put(tenant, seededStream(seed, size, { stallAt: stallAfter, onStall: (sent) => say({ stalled: sent }) }), {
+    expectedSha256,
+  });
 } else if (mode === 'roundtrip') {
   await store.head(tenant, '0'.repeat(64)); // the SDK loaded and the bucket made: what the process costs idle
-  const baselineRssBytes = peakRss();
+  const baselineRssBytes = peakRssBytes();
   const generated = createHash('sha256');
   const putStarted = performance.now();
-  const ref = await store.put(
-    tenant,
-    seededStream(size, (piece) => generated.update(piece)),
-    { expectedSha256 },
-  );
+  const ref = await store.put(tenant, seededStream(seed, size, { onPiece: (piece) => generated.update(piece) }), {
+    expectedSha256,
+  });
   const putMs = performance.now() - putStarted;
-  const putRssBytes = peakRss();
+  const putRssBytes = peakRssBytes();
   const read = createHash('sha256');
   let readBytes = 0;
   const getStarted = performance.now();
@@ -98,7 +60,7 @@ if (mode === 'stall') {
     getMs: Math.round(getMs),
     baselineRssBytes,
     putRssBytes,
-    maxRssBytes: peakRss(),
+    maxRssBytes: peakRssBytes(),
   });
 } else {
   process.stderr.write('usage: blob-s3-child.mjs roundtrip|stall\n');
