@@ -3,11 +3,16 @@
  * steps applied one activity each, quality gates, the diff as an artifact, and clean-up.
  *
  * Effects land once: a step's completion is recorded in the audit trail under an idempotency key built from the
- * workflow id and step index; a retried step that finds its record returns it instead of running again, and edits
+ * workspace and the step index; a retried step that finds its record returns it instead of running again, and edits
  * are written so that applying them a second time changes nothing.
+ *
+ * Workspaces are portable (./workspace.ts): activities take the workflow's WorkspaceRef and bring this worker's copy
+ * to its head first, and a step that changed the files records a new head. A `string` in its place is the directory of
+ * a run started before that (one worker's disk), served as it was then.
  */
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { lstat, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -18,7 +23,7 @@ import type { Config } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
 import { hashJson, sha256Hex } from '../../common/hash.js';
 import type { Logger } from '../../common/logger.js';
-import type { DiffSummary } from '../../workflows/execution/definitions.js';
+import type { DiffSummary, WorkspaceRef } from '../../workflows/execution/definitions.js';
 import {
   approvalKey,
   toolRequestOf,
@@ -37,6 +42,7 @@ import { callTool, type ToolCallResult } from './tools/call.js';
 import { ToolClients } from './tools/clients.js';
 import { createToolLayer, type DiscoveryResult } from './tools/index.js';
 import { getServer, storeDiscovery, type DiscoveredTool, type ToolServer } from '../../common/tool-registry.js';
+import { createWorkspaces, sweepIdleWorkspaces } from './workspace.js';
 
 const git = promisify(execFile);
 
@@ -51,7 +57,8 @@ export interface ExecutionDeps {
     | 'BWRAP_PATH'
     | 'SANDBOX_MAX_PROCESSES'
     | 'SANDBOX_MEMORY_BYTES'
-  >;
+  > &
+    Partial<Pick<Config, 'WORKSPACE_IDLE_TTL'>>;
   /** Activity logs (with the task's correlation id); silent when not given. */
   log?: Logger;
   /** MCP connections of this worker (made here when not given; closed with closeToolClients). */
@@ -129,8 +136,14 @@ function stepOutcome(index: number, step: SpecStep, r: ToolCallResult, note: str
 }
 
 const allClients = new Set<ToolClients>();
-/** Closes every MCP connection the execution activities of this process opened (worker shutdown, tests). */
+const sweepers = new Set<NodeJS.Timeout>();
+/**
+ * Closes every MCP connection the execution activities of this process opened, and stops their idle-workspace sweeps
+ * (worker shutdown, tests).
+ */
 export async function closeToolClients(): Promise<void> {
+  for (const timer of sweepers) clearInterval(timer);
+  sweepers.clear();
   await Promise.all([...allClients].map((c) => c.closeAll()));
 }
 
@@ -189,6 +202,12 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
   const workdirOf = (task: TaskRef): string =>
     path.join(workspacesDir, task.workflowId.replace(/[^A-Za-z0-9_.-]/g, '_'));
   const actor = 'worker:execution';
+  const workspaces = createWorkspaces(db, workspacesDir);
+  /** This worker's copy of the workspace at its recorded head (a legacy directory as it is). */
+  const local = (workspace: string | WorkspaceRef): Promise<string> =>
+    typeof workspace === 'string'
+      ? Promise.resolve(workspace)
+      : workspaces.materialize(workspace, () => Context.current().heartbeat());
   const clients =
     given ??
     new ToolClients({
@@ -205,6 +224,19 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
       log,
     });
   allClients.add(clients);
+  const idleMs = config.WORKSPACE_IDLE_TTL;
+  if (idleMs) {
+    // Copies of workspaces this worker served once and others finished: removed, with their tool servers, when idle.
+    const sweep = setInterval(
+      () =>
+        void sweepIdleWorkspaces(workspacesDir, idleMs)
+          .then((dirs) => Promise.all(dirs.map((d) => clients.closeWorkspace(d))))
+          .catch((err: unknown) => log.warn({ err }, 'idle workspace sweep failed')),
+      Math.min(idleMs, 3_600_000),
+    );
+    sweep.unref();
+    sweepers.add(sweep);
+  }
   const tools = createToolLayer({ db, clients, log });
 
   /**
@@ -255,29 +287,29 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
   }
 
   return {
-    /** Clones the workspace repository into a fresh directory for this task (reused when a retry finds it ready). */
-    async prepareWorkspace(task: TaskRef, workspace: string): Promise<{ workdir: string; baseCommit: string }> {
-      const workdir = workdirOf(task);
-      const ready = path.join(workdir, '.git', 'agency-ready');
-      if (!(await exists(ready))) {
-        if (!(await exists(path.join(workspace, '.git')))) {
-          throw ApplicationFailure.nonRetryable(`workspace ${workspace} is not a git repository`, 'InvalidWorkspace');
-        }
-        await rm(workdir, { recursive: true, force: true });
-        await mkdir(workspacesDir, { recursive: true });
-        await git('git', ['clone', '--quiet', '--no-hardlinks', workspace, workdir]);
-        await writeFile(ready, task.workflowId);
+    /**
+     * Clones the workspace repository into a new workspace of this execution run and stores its base bundle, so any
+     * worker can rebuild it (reused when a retry finds it ready). The workspace's id is the run's: a reset run gets
+     * its own workspace, and its own step records.
+     */
+    async prepareWorkspace(
+      task: TaskRef,
+      workspace: string,
+    ): Promise<{ workdir: string; baseCommit: string; workspace: WorkspaceRef }> {
+      if (!(await exists(path.join(workspace, '.git')))) {
+        throw ApplicationFailure.nonRetryable(`workspace ${workspace} is not a git repository`, 'InvalidWorkspace');
       }
-      const { stdout } = await git('git', ['rev-parse', 'HEAD'], { cwd: workdir });
-      const baseCommit = stdout.trim();
+      const id = Context.current().info.workflowExecution?.runId ?? randomUUID();
+      const { workdir, ref } = await workspaces.create(task.tenantId, id, workspace);
+      const baseCommit = ref.baseCommit;
       await appendAuditEvent(db, {
         ...taskAudit(task, actor),
         action: 'workspace.prepared',
-        idempotencyKey: `${task.executionKey}/workspace.prepared`,
-        payload: { baseCommit },
+        idempotencyKey: `${task.executionKey}/workspace-${id}/prepared`,
+        payload: { baseCommit, workspace: id },
       });
-      activityLogger(log, task).info({ workdir, baseCommit }, 'workspace prepared');
-      return { workdir, baseCommit };
+      activityLogger(log, task).info({ workdir, baseCommit, workspace: id }, 'workspace prepared');
+      return { workdir, baseCommit, workspace: ref };
     },
 
     /**
@@ -285,18 +317,27 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
      * turn). The step's record under its idempotency key makes a retry return the first outcome; an edit also carries
      * the hash of the content it expects to replace, pinned in an intent record before the first attempt, so a retry
      * after a crash between the edit and its record finds the edit applied instead of applying it twice.
+     *
+     * With a WorkspaceRef, the step is applied to this worker's copy brought to the recorded head, the result is
+     * recorded as the new head (returned as `workspace`, and kept in the step's record, so a retry that finds the
+     * record moves the workflow to the head the step made), and the key belongs to the workspace: a reset run's new
+     * workspace applies every step once to itself.
      */
     async applyStep(
       task: TaskRef,
-      workdir: string,
+      workspace: string | WorkspaceRef,
       index: number,
       step: SpecStep,
       binding?: ToolBinding,
       grant: ToolGrant = { allowedLevel: 'standard', approvedCalls: [] },
-    ): Promise<StepOutcome> {
-      const key = `${task.executionKey}/step-${index}`;
+    ): Promise<StepOutcome & { workspace?: WorkspaceRef }> {
+      const portable = typeof workspace === 'string' ? undefined : workspace;
+      const key = portable
+        ? `${task.executionKey}/workspace-${portable.id}/step-${index}`
+        : `${task.executionKey}/step-${index}`;
       const done = await recorded(key);
       if (done) return { ...done, skipped: true };
+      const workdir = await local(workspace);
 
       const request = toolRequestOf(step);
       const bound = binding ?? (await tools.bind(task.tenantId, request, grant.allowedLevel));
@@ -339,12 +380,19 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
         conflictNote = await crossCheck(task, index, result, bound.alternates[0], call);
       }
       const outcome = stepOutcome(index, step, result, conflictNote);
+      const head = portable && (await workspaces.snapshot(portable, workdir, `step ${index}`));
       await appendAuditEvent(db, {
         ...taskAudit(task, actor),
         action: 'step.applied',
         subject: `step-${index}`,
         idempotencyKey: key,
-        payload: { ...outcome, server: result.server, tool: result.tool, outcome: result.outcome },
+        payload: {
+          ...outcome,
+          server: result.server,
+          tool: result.tool,
+          outcome: result.outcome,
+          ...(head ? { workspace: head } : {}),
+        },
       });
       activityLogger(log, task)[outcome.ok ? 'info' : 'warn'](
         {
@@ -356,11 +404,12 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
         },
         'step applied',
       );
-      return outcome;
+      return head ? { ...outcome, workspace: head } : outcome;
     },
 
     /** Runs one quality gate through the sandboxed run_command tool; its full output is kept as an artifact. */
-    async runGate(task: TaskRef, workdir: string, gate: Gate): Promise<GateOutcome> {
+    async runGate(task: TaskRef, workspace: string | WorkspaceRef, gate: Gate): Promise<GateOutcome> {
+      const workdir = await local(workspace);
       const request = toolRequestOf({ kind: 'command', run: gate.run, timeout_seconds: gate.timeout_seconds });
       const bound = await tools.bind(task.tenantId, request, 'standard');
       const { server, tool } = await tools.lookup(task.tenantId, bound.serverId, bound.tool);
@@ -434,7 +483,12 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
     },
 
     /** The unified diff of everything the task changed (tracked and new files), stored as an artifact. */
-    async collectDiff(task: TaskRef, workdir: string, excludePaths: string[] = []): Promise<DiffSummary> {
+    async collectDiff(
+      task: TaskRef,
+      workspace: string | WorkspaceRef,
+      excludePaths: string[] = [],
+    ): Promise<DiffSummary> {
+      const workdir = await local(workspace);
       // Reports the gates wrote (coverage, mutation) are evidence, not part of the change.
       const excluded = excludePaths.map((p) => `:(exclude)${insideWorkspace(workdir, p).slice(workdir.length + 1)}`);
       await git('git', ['add', '--all', '--', '.', ...excluded], { cwd: workdir });
@@ -454,21 +508,43 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
       return { diffRef, files, linesAdded, linesRemoved };
     },
 
-    /** Snapshots the workspace (tracked and new files) as a git tree, so a worse iteration can be undone. */
-    async checkpointWorkspace(_task: TaskRef, workdir: string, _iteration: number): Promise<string> {
-      await git('git', ['add', '--all'], { cwd: workdir });
-      const { stdout } = await git('git', ['write-tree'], { cwd: workdir });
+    /**
+     * A point to come back to if an iteration makes things worse: the recorded head (already durable), or for a
+     * legacy directory the git tree of its files (tracked and new).
+     */
+    async checkpointWorkspace(_task: TaskRef, workspace: string | WorkspaceRef, _iteration: number): Promise<string> {
+      if (typeof workspace !== 'string') return workspace.head;
+      await git('git', ['add', '--all'], { cwd: workspace });
+      const { stdout } = await git('git', ['write-tree'], { cwd: workspace });
       return stdout.trim();
     },
 
-    /** Puts the workspace back to a checkpoint: files added since are removed, changed files restored. */
-    async restoreCheckpoint(_task: TaskRef, workdir: string, tree: string): Promise<void> {
-      await git('git', ['read-tree', '--reset', '-u', tree], { cwd: workdir });
+    /**
+     * Puts the workspace back to a checkpoint: files added since are removed, changed files restored. A portable
+     * workspace records the restored files as its new head and returns it.
+     */
+    async restoreCheckpoint(
+      _task: TaskRef,
+      workspace: string | WorkspaceRef,
+      checkpoint: string,
+    ): Promise<WorkspaceRef | undefined> {
+      const workdir = await local(workspace);
+      await git('git', ['read-tree', '--reset', '-u', checkpoint], { cwd: workdir });
       await git('git', ['clean', '-fdq', '-e', '.git'], { cwd: workdir });
+      if (typeof workspace === 'string') return undefined;
+      return workspaces.snapshot(workspace, workdir, `restore ${checkpoint.slice(0, 12)}`);
     },
 
-    /** Removes the task's workspace copy. Safe to call twice. */
-    async cleanupWorkspace(task: TaskRef): Promise<void> {
+    /**
+     * Removes the workspace: this worker's copy, its tool servers, and (for a portable workspace) the references that
+     * keep its bundles. Copies other workers made are swept when idle (sweepIdleWorkspaces). Safe to call twice.
+     */
+    async cleanupWorkspace(task: TaskRef, workspace?: WorkspaceRef): Promise<void> {
+      if (workspace) {
+        await clients.closeWorkspace(workspaces.dirOf(workspace));
+        await workspaces.release(workspace);
+        return;
+      }
       await clients.closeWorkspace(workdirOf(task));
       await rm(workdirOf(task), { recursive: true, force: true });
     },

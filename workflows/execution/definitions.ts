@@ -19,9 +19,30 @@ export interface AgentTurn {
   detail: string;
 }
 
+/**
+ * A task's workspace as the workflow knows it: ids and blob digests, never bytes (activities/execution/workspace.ts).
+ * Every workspace activity brings its worker's copy to `head` first, so any execution worker can serve any step.
+ */
+export interface WorkspaceRef {
+  /** One per execution run that prepared it: a reset run, or a rebuilt workflow, gets a workspace of its own. */
+  id: string;
+  tenantId: string;
+  baseCommit: string;
+  /** sha256 of the base commit's git bundle in the blob store. */
+  baseBundle: string;
+  /** The snapshot commit the workspace is at (baseCommit before any change). */
+  head: string;
+  /** sha256 of the bundle of base..head (absent while head is the base). */
+  headBundle?: string;
+  /** Changes recorded so far. */
+  version: number;
+}
+
 /** What a continued-as-new run carries over. */
 export interface ExecutionState {
+  /** The workspace directory of runs started before workspaces were portable (one worker's disk). */
   workdir?: string;
+  workspace?: WorkspaceRef;
   baseCommit?: string;
   /** Next spec step to apply (iteration 1). */
   nextStep: number;
@@ -60,6 +81,17 @@ export interface ExecutionInput {
   tools?: { bindings: ToolBinding[]; grant: ToolGrant };
   /** Remediation from a council `modify`, for the next iteration. */
   feedback?: string[];
+  /**
+   * The workspace of the task's previous execution: a refinement continues from its changes (a directory: a run
+   * started before workspaces were portable), with its base commit.
+   */
+  from?: WorkspaceRef | string;
+  baseCommit?: string;
+  /**
+   * How long a workspace activity may go without a heartbeat before Temporal hands it to another worker (a crashed
+   * worker is noticed this fast). Default 10 s.
+   */
+  handoverTimeoutMs?: number;
   state?: ExecutionState;
 }
 
@@ -74,7 +106,9 @@ export type StopReason =
   | 'budget_exhausted';
 
 export interface ExecutionResult {
+  /** The legacy workspace directory (runs started before workspaces were portable); the workspace id otherwise. */
   workdir: string;
+  workspace?: WorkspaceRef;
   baseCommit: string;
   steps: StepOutcome[];
   gates: GateOutcome[];

@@ -42,6 +42,7 @@ import {
   type ExecutionResult,
   type ExecutionState,
   type StopReason,
+  type WorkspaceRef,
 } from './definitions.js';
 
 const MIN_IMPROVEMENT = 0.02;
@@ -61,23 +62,27 @@ const EXECUTION_RETRY = {
   ],
 };
 
+/** How long a workspace activity may go without a heartbeat before another worker takes it over. */
+const HANDOVER_MS = 10_000;
+
 /** applyStep for one binding: the tool server's registry timeout (plus a margin for the record) is its timeout. */
-function stepActivity(binding: ToolBinding) {
+function stepActivity(binding: ToolBinding, handoverMs: number) {
   return proxyOn<ExecutionActivities>('execution', {
     startToCloseTimeout: binding.timeoutMs + 30_000,
-    heartbeatTimeout: '10 seconds',
+    heartbeatTimeout: handoverMs,
     retry: EXECUTION_RETRY,
   }).applyStep;
 }
 
-function activities() {
+function activities(handoverMs: number) {
   return {
     // Steps and gates run programs: they heartbeat every second, so a dead worker is noticed within the heartbeat
-    // timeout and the step moves to another worker. Steps are idempotent (recorded under a key; edits guarded),
-    // so retrying them is safe.
+    // timeout (the hand-over timeout) and the activity moves to another worker, which rebuilds the workspace from
+    // its recorded head (activities/execution/workspace.ts). Steps are idempotent (recorded under a key of the
+    // workspace; edits guarded), so retrying them is safe.
     execution: proxyOn<ExecutionActivities>('execution', {
       startToCloseTimeout: '1 hour',
-      heartbeatTimeout: '10 seconds',
+      heartbeatTimeout: handoverMs,
       retry: EXECUTION_RETRY,
     }),
     // Model calls: the activity classifies provider errors (Retry-After honoured; 4xx other than 408/409/429 are
@@ -124,7 +129,7 @@ class ExecutionRun {
   readonly decisions = new Map<string, ToolApprovalDecision>();
 
   constructor(readonly input: ExecutionInput) {
-    const { execution, planning } = activities();
+    const { execution, planning } = activities(input.handoverTimeoutMs ?? HANDOVER_MS);
     this.execution = execution;
     this.planning = planning;
     this.task = input.task;
@@ -142,6 +147,17 @@ class ExecutionRun {
       allowedLevel: input.tools?.grant.allowedLevel ?? ('standard' as const),
       approvedCalls: [...(input.tools?.grant.approvedCalls ?? [])],
     };
+  }
+
+  /** Where the workspace activities work: the portable workspace, or a legacy run's directory. */
+  where(): WorkspaceRef | string {
+    return this.state.workspace ?? this.state.workdir!;
+  }
+
+  /** Puts the workspace back to a checkpoint; a portable workspace moves to the head the restore recorded. */
+  async restore(checkpoint: string): Promise<void> {
+    const restored = await this.execution.restoreCheckpoint(this.task, this.where(), checkpoint);
+    if (restored) this.state.workspace = restored;
   }
 
   budgetExceeded(): 'steps' | 'tokens' | 'cost' | undefined {
@@ -208,7 +224,9 @@ class ExecutionRun {
       }
       grant.approvedCalls.push(approvalKey(binding));
     }
-    const outcome = await stepActivity(binding)(task, state.workdir!, index, step, binding, grant);
+    const handover = this.input.handoverTimeoutMs ?? HANDOVER_MS;
+    const { workspace, ...outcome } = await stepActivity(binding, handover)(task, this.where(), index, step, binding, grant);
+    if (workspace) state.workspace = workspace;
     state.outcomes.push(outcome);
     return outcome;
   }
@@ -220,7 +238,7 @@ class ExecutionRun {
     const gates: GateOutcome[] = [];
     for (const gate of input.spec.gates) {
       await condition(() => !this.paused);
-      gates.push(await this.execution.runGate(this.task, state.workdir!, gate));
+      gates.push(await this.execution.runGate(this.task, this.where(), gate));
     }
     const measurements: GateMeasurement[] = gates.map((g, i) => ({
       gate: g.name,
@@ -294,13 +312,24 @@ function handleMessages(run: ExecutionRun): void {
   setHandler(toolApprovalDecisionSignal, (d) => void run.decisions.set(d.key, d));
 }
 
-/** 1. The isolated copy of the workspace (made once: a continued run already has it). */
+/**
+ * 1. The isolated copy of the workspace: made once (a continued run already has it); a refinement continues the
+ * previous execution's workspace.
+ */
 async function prepare(run: ExecutionRun): Promise<void> {
-  if (run.state.workdir) return;
+  const { state, input } = run;
+  if (state.workspace || state.workdir) return;
+  if (typeof input.from === 'string') state.workdir = input.from;
+  else if (input.from) state.workspace = input.from;
+  if (input.from) {
+    state.baseCommit = input.baseCommit ?? (typeof input.from === 'string' ? undefined : input.from.baseCommit);
+    return;
+  }
   run.currentStep = 'preparing the workspace';
-  const prepared = await run.execution.prepareWorkspace(run.task, run.input.workspace);
-  run.state.workdir = prepared.workdir;
-  run.state.baseCommit = prepared.baseCommit;
+  const prepared = await run.execution.prepareWorkspace(run.task, input.workspace);
+  state.workdir = prepared.workdir;
+  state.workspace = prepared.workspace;
+  state.baseCommit = prepared.baseCommit;
 }
 
 /** 2. Iteration 1: the spec's steps (or, with a model and no steps, the agent loop), then the gates' first score. */
@@ -355,14 +384,14 @@ async function selfCorrection(run: ExecutionRun): Promise<Stop | undefined> {
     }
     if (run.budgetExceeded()) return stop('budget_exhausted', `budget exhausted (${run.budgetExceeded()})`);
     state.iteration++;
-    const checkpoint = await execution.checkpointWorkspace(task, state.workdir!, state.iteration);
+    const checkpoint = await execution.checkpointWorkspace(task, run.where(), state.iteration);
     const failing = (state.lastEvaluations ?? [])
       .filter((e) => e.status === 'fail')
       .map((e) => `${e.gate}: ${e.reason}`);
     const { patchFailures, actions } = await run.agentTurns([...failing, ...(input.feedback ?? [])]);
     const signature = actions.join('\n');
     if (actions.length === 0 || state.seenActions.includes(signature)) {
-      await execution.restoreCheckpoint(task, state.workdir!, checkpoint);
+      await run.restore(checkpoint);
       await run.runGates();
       const again = actions.length
         ? 'the model proposed the same actions again'
@@ -371,7 +400,7 @@ async function selfCorrection(run: ExecutionRun): Promise<Stop | undefined> {
     }
     state.seenActions = [...state.seenActions, signature].slice(-HISTORY_KEPT);
     if (patchFailures > 0 && previousPatchFailures > 0) {
-      await execution.restoreCheckpoint(task, state.workdir!, checkpoint);
+      await run.restore(checkpoint);
       await run.runGates();
       return stop('repeated_patch_failures', 'edits failed to apply in two iterations in a row');
     }
@@ -393,7 +422,7 @@ async function scoreIteration(run: ExecutionRun, checkpoint: string): Promise<St
   const { score } = await run.runGates();
   if (score < before) {
     // This iteration made things worse: undo it and measure the restored state again.
-    await run.execution.restoreCheckpoint(run.task, state.workdir!, checkpoint);
+    await run.restore(checkpoint);
     await run.runGates();
   } else {
     state.bestScore = score;
@@ -412,10 +441,11 @@ async function finish(run: ExecutionRun, { reason, detail }: Stop): Promise<Exec
   const { input, state } = run;
   run.currentStep = 'collecting the diff';
   const reports = input.spec.gates.flatMap((g) => (g.report ? [g.report] : []));
-  const diff = await run.execution.collectDiff(run.task, state.workdir!, reports);
+  const diff = await run.execution.collectDiff(run.task, run.where(), reports);
   await condition(allHandlersFinished);
   return {
-    workdir: state.workdir!,
+    workdir: state.workdir ?? state.workspace!.id,
+    workspace: state.workspace,
     baseCommit: state.baseCommit!,
     steps: state.outcomes,
     gates: state.lastGates ?? [],
