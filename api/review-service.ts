@@ -99,6 +99,7 @@ export async function startReview(
           activeWaivers: [],
           subjectHash: diff.sha256,
           consensusTimeoutMs: config.COUNCIL_CONSENSUS_TIMEOUT,
+          judgeHandoverMs: config.COUNCIL_JUDGE_HANDOVER,
         },
       ],
     });

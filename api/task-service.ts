@@ -135,8 +135,10 @@ export async function startTask(
       approvalTimeoutMs: config.TASK_APPROVAL_TIMEOUT,
       clarificationTimeoutMs: config.TASK_CLARIFICATION_TIMEOUT,
       consensusTimeoutMs: config.COUNCIL_CONSENSUS_TIMEOUT,
+      judgeHandoverMs: config.COUNCIL_JUDGE_HANDOVER,
       maxIterations: config.TASK_MAX_ITERATIONS,
       continueAsNewAfterSteps: config.EXECUTION_CONTINUE_AS_NEW_AFTER,
+      executionHandoverMs: config.EXECUTION_HANDOVER_TIMEOUT,
     },
   };
   const workflowId = taskWorkflowId(id);

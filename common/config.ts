@@ -179,7 +179,17 @@ export const ConfigSchema = z.object({
   TASK_CLARIFICATION_TIMEOUT: duration.prefault('24h'),
   /** The council's time budget per round, a real timeout (CAWS: 5 s; allow more when judges call a model). */
   COUNCIL_CONSENSUS_TIMEOUT: duration.prefault('5s'),
+  /**
+   * A judge's vote that no council worker takes, or whose worker stops heartbeating, this long is asked again on another
+   * worker (within the round's budget, so keep it well below COUNCIL_CONSENSUS_TIMEOUT). A vote still lost when the
+   * budget runs out escalates to a person instead of counting as the judge's doubt.
+   */
+  COUNCIL_JUDGE_HANDOVER: duration.prefault('2s').refine((ms) => ms >= 100, 'expected at least 100ms'),
   TASK_MAX_ITERATIONS: z.coerce.number().int().min(1).max(5).default(5),
+  /** A workspace activity without a heartbeat this long moves to another execution worker (its worker is gone). */
+  EXECUTION_HANDOVER_TIMEOUT: duration.prefault('10s'),
+  /** An execution worker removes its copy of a workspace it has not used this long (other workers served the rest). */
+  WORKSPACE_IDLE_TTL: duration.prefault('6h'),
   /** The execution child continues as new after this many tool calls. */
   EXECUTION_CONTINUE_AS_NEW_AFTER: z.coerce.number().int().min(1).max(10_000).default(500),
 

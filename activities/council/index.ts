@@ -6,6 +6,9 @@
  * unfinished markers, dangerous commands, acceptance coverage, contracts and migrations). When a model is configured
  * it also asks the model; the model's answer must match the verdict schema, and a malformed answer makes the judge
  * `uncertain`, keeping the deterministic violations (so a critical finding still vetoes).
+ *
+ * A judge heartbeats while it judges (when the workflow gave it a heartbeat timeout): a worker that dies mid-vote is
+ * noticed within that timeout, whatever the model's latency, and the council asks again on another worker.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
@@ -132,6 +135,25 @@ async function sessionAgeSeconds(sessionId: string): Promise<number | undefined>
   }
 }
 
+/**
+ * Heartbeats every third of the activity's heartbeat timeout until stopped. The details (the judge's id) tell a
+ * start-to-close on a live judge from one on a worker that never heartbeated (workflows/council/handover.ts). Does
+ * nothing outside an activity or without a heartbeat timeout.
+ */
+function keepHeartbeating(details: string): () => void {
+  let ctx: Context;
+  try {
+    ctx = Context.current();
+  } catch {
+    return () => undefined; // called outside an activity (a test)
+  }
+  const timeoutMs = ctx.info.heartbeatTimeoutMs;
+  if (!timeoutMs) return () => undefined;
+  ctx.heartbeat(details);
+  const timer = setInterval(() => ctx.heartbeat(details), Math.max(50, Math.floor(timeoutMs / 3)));
+  return () => clearInterval(timer);
+}
+
 export function createCouncilActivities({ db, config, model: override, log = SILENT }: CouncilDeps) {
   let key: Promise<SigningKey> | undefined;
   const signingKey = (): Promise<SigningKey> => (key ??= loadOrCreateSigningKey(config.SIGNING_KEY_DIR));
@@ -245,6 +267,8 @@ export function createCouncilActivities({ db, config, model: override, log = SIL
         reason: string;
         score: number;
         votes: JudgeVerdict[];
+        /** `infrastructure`: a vote was lost to workers, not decided by a judge. */
+        cause?: 'infrastructure';
       },
     ): Promise<void> {
       await appendAuditEvent(db, {
@@ -252,7 +276,13 @@ export function createCouncilActivities({ db, config, model: override, log = SIL
         action: 'council.escalated',
         subject: record.sessionId,
         idempotencyKey: `${task.executionKey}/council.escalated/${record.sessionId}`,
-        payload: { phase: record.phase, reason: record.reason, score: record.score, subjectHash: record.subjectHash },
+        payload: {
+          phase: record.phase,
+          reason: record.reason,
+          score: record.score,
+          subjectHash: record.subjectHash,
+          ...(record.cause ? { cause: record.cause } : {}),
+        },
       });
     },
   };
@@ -276,7 +306,8 @@ export function createCouncilActivities({ db, config, model: override, log = SIL
 
     async runJudge(task: TaskRef, request: JudgeRequest): Promise<JudgeOutcome> {
       const started = performance.now();
-      const outcome = await activities.runJudge(task, request);
+      const stopHeartbeats = keepHeartbeating(request.judgeId);
+      const outcome = await activities.runJudge(task, request).finally(stopHeartbeats);
       const latencyMs = performance.now() - started;
       const labels = { judge: request.judgeId, phase: request.phase };
       judgeLatencySeconds.observe(labels, latencyMs / 1000);

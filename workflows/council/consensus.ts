@@ -8,7 +8,10 @@
  *    as `uncertain` with score 0 (`uncertainVerdict`). A judge with several votes counts with its most conservative
  *    one (fail before uncertain before pass, then the lower score).
  * 2. Veto → reject: a `critical` violation in any vote (duplicates included), or a veto judge (constitutional) whose
- *    verdict is `fail` or `uncertain` — an errored or timed-out veto judge fails closed.
+ *    verdict is `fail` or `uncertain` — an errored or timed-out veto judge fails closed. A vote lost to infrastructure
+ *    (`lostVerdict`: no worker answered for the judge within the round) is no judge's doubt and vetoes nothing.
+ * 2b. A vote lost to infrastructure → escalate to a person (cause `infrastructure`), never reject: the missing vote
+ *    could have gone either way. Only a veto by a judge that did answer (rule 2) rejects regardless of it.
  * 3. The strategy decides:
  *    - weighted (default): see `weightedScore`. With T = 0.8 at tier 1 and 0.6 at tiers 2–3:
  *      score ≥ T and no judge voted `fail` → accept;
@@ -58,7 +61,7 @@ export interface ConsensusOptions {
 export type ConsensusOutcome =
   | { kind: 'final'; verdict: FinalVerdict }
   | { kind: 'revise'; dissent: Dissent[]; score: number }
-  | { kind: 'escalate'; reason: string; score: number };
+  | { kind: 'escalate'; reason: string; score: number; cause?: 'infrastructure' };
 
 export const UNAVAILABLE_JUDGE_VERSION = 'unavailable';
 
@@ -73,6 +76,14 @@ export function uncertainVerdict(judgeId: JudgeId, reason: string): JudgeVerdict
     violations: [],
     evidence: [],
   };
+}
+
+/**
+ * The stand-in for a vote that no worker delivered within the round (see handover.ts): uncertain, score 0, and marked
+ * `unavailable: 'infrastructure'`, so that it escalates instead of vetoing.
+ */
+export function lostVerdict(judgeId: JudgeId, reason: string): JudgeVerdict {
+  return { ...uncertainVerdict(judgeId, reason), unavailable: 'infrastructure' };
 }
 
 const VERDICT_RANK: Record<Verdict, number> = { fail: 0, uncertain: 1, pass: 2 };
@@ -232,7 +243,7 @@ export function decide(votes: readonly JudgeVerdict[], opts: ConsensusOptions): 
   // 2. Vetoes.
   const critical = unique(criticalRuleIds(votes)).sort();
   if (critical.length) return final('reject', [`vetoed by critical violations: ${critical.join(', ')}`]);
-  const vetoing = ordered.filter((v) => JUDGES[v.judge_id].veto && v.verdict !== 'pass');
+  const vetoing = ordered.filter((v) => JUDGES[v.judge_id].veto && v.verdict !== 'pass' && !v.unavailable);
   if (vetoing.length) {
     return final(
       'reject',
@@ -240,6 +251,18 @@ export function decide(votes: readonly JudgeVerdict[], opts: ConsensusOptions): 
         (v) => `vetoed: ${v.judge_id} judge ${v.verdict === 'fail' ? 'failed' : 'was uncertain (fails closed)'}`,
       ),
     );
+  }
+
+  // 2b. Votes lost to infrastructure.
+  const lost = ordered.filter((v) => v.unavailable === 'infrastructure');
+  if (lost.length) {
+    const which = lost.map((v) => `${v.judge_id} (${v.reasons.join('; ')})`).join(', ');
+    return {
+      kind: 'escalate',
+      cause: 'infrastructure',
+      reason: `votes lost to infrastructure, not the judges' answers: ${which}; escalated, not rejected`,
+      score,
+    };
   }
 
   // 3. Strategy.

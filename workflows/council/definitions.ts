@@ -13,7 +13,10 @@ export interface JudgeDefinition {
   id: JudgeId;
   /** Share of the weighted score; the four weights sum to 1. */
   weight: number;
-  /** A veto holder's `fail` or `uncertain` (an error or a timeout) rejects, whatever the score. */
+  /**
+   * A veto holder's `fail` or `uncertain` (its own error or timeout, a model provider's included) rejects, whatever
+   * the score; a vote lost to infrastructure (no worker answered for it) does not: the council escalates.
+   */
   veto: boolean;
   role: string;
 }
@@ -83,6 +86,11 @@ export const JudgeVerdictSchema = z.object({
   reasons: z.array(z.string()),
   violations: z.array(ViolationSchema),
   evidence: z.array(EvidenceSchema),
+  /**
+   * Set only on the stand-in for a vote that no worker delivered (the worker running it was lost, or none took it)
+   * within the round: infrastructure, not the judge's doubt. Such a vote never vetoes; the council escalates.
+   */
+  unavailable: z.literal('infrastructure').optional(),
 });
 export type JudgeVerdict = z.infer<typeof JudgeVerdictSchema>;
 

@@ -20,11 +20,19 @@ export interface CouncilRequest {
   /** Hash of what is judged (the plan or the diff): bound into the signed verdict. */
   subjectHash: string;
   consensusTimeoutMs: number;
+  /**
+   * A vote's hand-over time: how long it may wait for a worker, or go without a heartbeat, before it is asked again on
+   * another worker (COUNCIL_JUDGE_HANDOVER). Unset (requests from before it existed): DEFAULT_JUDGE_HANDOVER_MS.
+   */
+  judgeHandoverMs?: number;
   maxRounds?: number;
 }
 
 /** What one judge activity receives. */
-export type JudgeRequest = Omit<CouncilRequest, 'task' | 'strategy' | 'consensusTimeoutMs' | 'maxRounds'> & {
+export type JudgeRequest = Omit<
+  CouncilRequest,
+  'task' | 'strategy' | 'consensusTimeoutMs' | 'judgeHandoverMs' | 'maxRounds'
+> & {
   judgeId: JudgeId;
   dissent?: Dissent[];
 };
@@ -37,7 +45,16 @@ export interface CouncilUsage {
 
 export type CouncilOutcome =
   | { kind: 'final'; record: VerdictRecord; usage: CouncilUsage }
-  | { kind: 'escalate'; sessionId: string; reason: string; score: number; votes: JudgeVerdict[]; usage: CouncilUsage };
+  | {
+      kind: 'escalate';
+      sessionId: string;
+      reason: string;
+      score: number;
+      votes: JudgeVerdict[];
+      usage: CouncilUsage;
+      /** `infrastructure`: a vote was lost to workers, not decided by a judge (the votes say which: `unavailable`). */
+      cause?: 'infrastructure';
+    };
 
 export interface CouncilSession {
   sessionId: string;

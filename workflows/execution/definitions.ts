@@ -58,6 +58,12 @@ export interface ExecutionState {
   catalog?: AgentToolInfo[];
   lastGates?: GateOutcome[];
   lastEvaluations?: GateEvaluation[];
+  /** A pause that has not been resumed (it may have arrived during the last step of the previous run). */
+  paused?: boolean;
+  /** Privileged calls approved so far (at plan time, or by a person during agent turns), by call key. */
+  approvedCalls?: string[];
+  /** The parent's answers to tool approval requests, by call key. */
+  decisions?: Record<string, ToolApprovalDecision>;
 }
 
 export interface ExecutionInput {

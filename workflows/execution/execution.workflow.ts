@@ -113,7 +113,10 @@ export async function executionWorkflow(input: ExecutionInput): Promise<Executio
   return finish(run, stopped);
 }
 
-/** One run's state: the input, what continue-as-new carries over (`state`), and what the handlers change. */
+/**
+ * One run's state: the input, what continue-as-new carries over (`state`), and what the handlers change (`paused`,
+ * `decisions`; carried over too, with the calls approved, so a pause or an approval straddles continue-as-new).
+ */
 class ExecutionRun {
   readonly task: TaskRef;
   readonly execution: ReturnType<typeof activities>['execution'];
@@ -126,7 +129,7 @@ class ExecutionRun {
   /** What the task may use, and the privileged calls approved (at plan time, or by a person since). */
   readonly grant: ToolGrant;
   /** The parent's answers to this run's tool approval requests, by call key. */
-  readonly decisions = new Map<string, ToolApprovalDecision>();
+  readonly decisions: Map<string, ToolApprovalDecision>;
 
   constructor(readonly input: ExecutionInput) {
     const { execution, planning } = activities(input.handoverTimeoutMs ?? HANDOVER_MS);
@@ -145,8 +148,10 @@ class ExecutionRun {
     this.stepsAtStart = this.state.stepCounter;
     this.grant = {
       allowedLevel: input.tools?.grant.allowedLevel ?? ('standard' as const),
-      approvedCalls: [...(input.tools?.grant.approvedCalls ?? [])],
+      approvedCalls: [...(this.state.approvedCalls ?? input.tools?.grant.approvedCalls ?? [])],
     };
+    this.paused = this.state.paused ?? false;
+    this.decisions = new Map(Object.entries(this.state.decisions ?? {}));
   }
 
   /** Where the workspace activities work: the portable workspace, or a legacy run's directory. */
@@ -177,7 +182,15 @@ class ExecutionRun {
       state.stepCounter - this.stepsAtStart >= input.continueAsNewAfterSteps
     ) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof executionWorkflow>({ ...input, state });
+      await continueAsNew<typeof executionWorkflow>({
+        ...input,
+        state: {
+          ...state,
+          paused: this.paused,
+          approvedCalls: this.grant.approvedCalls,
+          decisions: Object.fromEntries(this.decisions),
+        },
+      });
     }
   }
 

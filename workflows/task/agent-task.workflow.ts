@@ -9,7 +9,9 @@
  *             clean-up → result.
  * Phases:     pipeline → planUntilAccepted (plan, assessRisk, matchTools, councilOnPlan) → approval →
  *             executeUntilAccepted (execute, councilOnResult) → finish, the one way a task ends. runToEnd adds the
- *             deadline, cancellation and clean-up; handleMessages registers the handlers.
+ *             deadline, cancellation and clean-up; handleMessages registers the handlers. A deadline that infrastructure
+ *             consumed (or a council that escalated because votes were lost to workers) is named in the reason and in
+ *             the result's `outages` (deadlines.ts).
  * Activities: planTask, assessTaskRisk, loadWaivers, recordTaskEvent, storeJsonArtifact   on agency-planning
  *             resolveToolPlan, cleanupWorkspace                                         on agency-execution
  * Children:   councilDeliberationWorkflow (agency-council judges), executionWorkflow (agency-execution tools).
@@ -62,6 +64,7 @@ import {
   type TaskResult,
 } from './definitions.js';
 import { effectiveBudget, isWaiverActive, type EffectiveBudget, type Waiver } from './policy.js';
+import { lateDeadline, withOutages } from './deadlines.js';
 import { budgetSpentEvent, buildProvenance, taskEndedEvent } from './provenance.js';
 import { councilGates, failedGates, mergeExecution } from './results.js';
 import { TaskRun } from './run.js';
@@ -153,7 +156,7 @@ async function decideToolCall(run: TaskRun, req: ToolApprovalRequest): Promise<v
     key: req.key,
     approved: d?.decision === 'approve',
     by: d?.approver ?? 'nobody',
-    reason: d ? d.reason : `no decision within ${run.settings.approvalTimeoutMs} ms`,
+    reason: d ? d.reason : withOutages(`no decision within ${run.settings.approvalTimeoutMs} ms`, run.approvals.missed),
   });
 }
 
@@ -166,11 +169,13 @@ async function runToEnd(run: TaskRun): Promise<TaskResult> {
   let deadlinePassed = false;
   const deadlineScope = new CancellationScope();
   if (input.budgets.deadline) {
-    const ms = Date.parse(input.budgets.deadline) - Date.now();
+    const dueMs = Date.parse(input.budgets.deadline);
     void deadlineScope
       .run(async () => {
-        await sleep(Math.max(ms, 1));
+        await sleep(Math.max(dueMs - Date.now(), 1));
         deadlinePassed = true;
+        const late = lateDeadline('task deadline', dueMs, Date.now());
+        if (late) run.noteOutage(late);
         run.root.cancel();
       })
       .catch(() => undefined);
@@ -181,7 +186,7 @@ async function runToEnd(run: TaskRun): Promise<TaskResult> {
     if (isCancellation(err)) {
       if (deadlinePassed) {
         return await CancellationScope.nonCancellable(() =>
-          finish(run, 'failed', `deadline ${input.budgets.deadline} passed`),
+          finish(run, 'failed', withOutages(`deadline ${input.budgets.deadline} passed`, run.result.outages)),
         );
       }
       const by = run.cancelRequest;
@@ -199,7 +204,10 @@ async function runToEnd(run: TaskRun): Promise<TaskResult> {
     throw err;
   } finally {
     deadlineScope.cancel();
-    if (run.executions > 0) await CancellationScope.nonCancellable(() => run.execution.cleanupWorkspace(run.task));
+    const portable = typeof run.workspace === 'object' ? run.workspace : undefined;
+    if (run.executions > 0) {
+      await CancellationScope.nonCancellable(() => run.execution.cleanupWorkspace(run.task, portable));
+    }
   }
 }
 
@@ -262,7 +270,10 @@ async function plan(run: TaskRun, spec: WorkingSpec | undefined): Promise<Stop |
   run.result.usage.costUsd += outcome.usage.costUsd;
   while (outcome.kind === 'needs_clarification') {
     const clarified = await run.clarifications.ask(outcome.reasons);
-    if (!clarified) return new Stop('failed', `no clarification before the deadline: ${outcome.reasons.join('; ')}`);
+    if (!clarified) {
+      const why = `no clarification before the deadline: ${outcome.reasons.join('; ')}`;
+      return new Stop('failed', withOutages(why, run.clarifications.missed));
+    }
     await planning.recordTaskEvent(
       task,
       'clarification.received',
@@ -349,7 +360,10 @@ async function councilOnPlan(
       const clarified = await run.clarifications.ask([
         `the council asked for changes: ${verdict.remediation.join('; ')}`,
       ]);
-      if (!clarified) return new Stop('failed', 'no revised spec before the deadline');
+      if (!clarified) {
+        const why = 'no revised spec before the deadline';
+        return new Stop('failed', withOutages(why, run.clarifications.missed));
+      }
       return { revised: clarified.spec };
     }
   }
@@ -380,7 +394,10 @@ async function approval(run: TaskRun, r: ReviewedPlan): Promise<Stop | undefined
     reasons,
     r.toolPlan.approval?.calls,
   );
-  if (!d) return new Stop('failed', `rejected: no approval within ${run.settings.approvalTimeoutMs} ms`);
+  if (!d) {
+    const why = `rejected: no approval within ${run.settings.approvalTimeoutMs} ms`;
+    return new Stop('failed', withOutages(why, run.approvals.missed));
+  }
   if (d.decision === 'reject') return new Stop('failed', `rejected by ${d.approver}${d.reason ? `: ${d.reason}` : ''}`);
   return undefined;
 }
@@ -418,6 +435,8 @@ async function execute(run: TaskRun, r: ReviewedPlan, feedback: string[] | undef
   } finally {
     run.activeExecution = undefined;
   }
+  run.workspace = exec.workspace ?? exec.workdir;
+  run.baseCommit = exec.baseCommit;
   run.result = mergeExecution(run.result, exec, n);
   run.progress.usage = run.result.usage;
   return exec;
@@ -450,6 +469,9 @@ function executionInput(run: TaskRun, r: ReviewedPlan, feedback: string[] | unde
     continueAsNewAfterSteps: settings.continueAsNewAfterSteps,
     stepBase: result.usage.steps,
     feedback,
+    from: run.workspace,
+    baseCommit: run.baseCommit,
+    handoverTimeoutMs: settings.executionHandoverMs,
   };
 }
 
@@ -480,8 +502,10 @@ async function councilOnResult(
     const d = await run.approvals.ask('result', exec.diff.diffRef.sha256, [
       `the council could not decide on the result: ${outcome.reason}`,
     ]);
-    if (!d)
-      return new Stop('failed', `rejected: no decision on the result within ${run.settings.approvalTimeoutMs} ms`);
+    if (!d) {
+      const why = `rejected: no decision on the result within ${run.settings.approvalTimeoutMs} ms`;
+      return new Stop('failed', withOutages(why, run.approvals.missed));
+    }
     if (d.decision === 'reject')
       return new Stop('failed', `result rejected by ${d.approver}${d.reason ? `: ${d.reason}` : ''}`);
   } else if (outcome.record.verdict.decision === 'reject') {
@@ -503,7 +527,7 @@ async function councilOnResult(
 /** A council session (child workflow); its usage counts toward the task's, a final verdict is kept as an artifact. */
 async function deliberate(
   run: TaskRun,
-  request: Omit<CouncilRequest, 'task' | 'strategy' | 'consensusTimeoutMs'>,
+  request: Omit<CouncilRequest, 'task' | 'strategy' | 'consensusTimeoutMs' | 'judgeHandoverMs'>,
 ): Promise<CouncilOutcome> {
   const { input, info } = run;
   const n = ++run.councilSessions;
@@ -517,6 +541,7 @@ async function deliberate(
         task: run.task,
         strategy: input.consensus ?? 'weighted',
         consensusTimeoutMs: run.settings.consensusTimeoutMs,
+        judgeHandoverMs: run.settings.judgeHandoverMs,
       },
     ],
     memo: { tenantId: input.tenantId, taskId: input.id, parentWorkflowId: info.workflowId },
@@ -524,6 +549,8 @@ async function deliberate(
   });
   run.result.usage.tokens += outcome.usage.tokens;
   run.result.usage.costUsd += outcome.usage.costUsd;
+  if (outcome.kind === 'escalate' && outcome.cause === 'infrastructure')
+    run.noteOutage(`${sessionId}: ${outcome.reason}`);
   if (outcome.kind === 'final') {
     run.result.verdicts.push(outcome.record);
     run.result.artifacts.push({ name: `verdict-${request.phase}-${n}`, ...outcome.record.verdictRef });

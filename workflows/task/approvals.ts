@@ -17,6 +17,7 @@ import type {
   TaskSettings,
   TaskStatus,
 } from './definitions.js';
+import { lateDeadline } from './deadlines.js';
 import { DEFAULT_TIER_POLICY } from './policy.js';
 import type { RiskTier, WorkingSpec } from './spec.js';
 
@@ -36,6 +37,7 @@ export interface TaskHost {
   readonly result: Pick<TaskResult, 'approvals'>;
   readonly planning: Pick<ActivityInterfaceFor<PlanningActivities>, 'recordTaskEvent'>;
   setStatus(status: TaskStatus, step: string): void;
+  noteOutage(note: string): void;
 }
 
 /** One approval at a time: the plan, a result, or a tool call (the execution child's request, while it waits). */
@@ -46,6 +48,8 @@ export class Approvals {
   private accepted: Decision | undefined;
   /** Decisions received, accepted or not (the idempotency key of their audit events). */
   private attempts = 0;
+  /** When the last approval's deadline passed without a decision: what infrastructure consumed of it, if anything. */
+  missed: string | undefined;
 
   constructor(private readonly run: TaskHost) {}
 
@@ -83,6 +87,7 @@ export class Approvals {
   ): Promise<Decision | undefined> {
     const { progress, settings } = this.run;
     this.accepted = undefined;
+    this.missed = undefined;
     this.pending = {
       kind,
       hash,
@@ -97,7 +102,10 @@ export class Approvals {
       reasons,
       deadline: this.pending.deadline,
     });
+    const dueMs = Date.now() + settings.approvalTimeoutMs;
     const decided = await condition(() => this.accepted !== undefined, settings.approvalTimeoutMs);
+    this.missed = decided ? undefined : lateDeadline(`${kind} approval's deadline`, dueMs, Date.now());
+    if (this.missed) this.run.noteOutage(this.missed);
     this.pending = undefined;
     progress.pendingApproval = undefined;
     return decided ? this.current() : undefined;
@@ -112,6 +120,8 @@ export class Approvals {
 /** A working spec asked of a person: an ambiguous request, or the council's changes to the plan. */
 export class Clarifications {
   private received: Clarification | undefined;
+  /** When the last clarification's deadline passed without one: what infrastructure consumed of it, if anything. */
+  missed: string | undefined;
 
   constructor(private readonly run: TaskHost) {}
 
@@ -124,6 +134,7 @@ export class Clarifications {
   async ask(reasons: string[]): Promise<Clarification | undefined> {
     const { progress, settings } = this.run;
     this.received = undefined;
+    this.missed = undefined;
     progress.pendingClarification = {
       reasons,
       deadline: new Date(Date.now() + settings.clarificationTimeoutMs).toISOString(),
@@ -135,7 +146,10 @@ export class Clarifications {
       { reasons },
       `clarify-${this.run.info.historyLength}`,
     );
+    const dueMs = Date.now() + settings.clarificationTimeoutMs;
     const got = await condition(() => this.received !== undefined, settings.clarificationTimeoutMs);
+    this.missed = got ? undefined : lateDeadline("clarification's deadline", dueMs, Date.now());
+    if (this.missed) this.run.noteOutage(this.missed);
     progress.pendingClarification = undefined;
     return got ? this.current() : undefined;
   }

@@ -70,10 +70,14 @@ export interface TaskSettings {
   clarificationTimeoutMs: number;
   /** The council's time budget per round: a real timeout; judges that have not answered count as uncertain. */
   consensusTimeoutMs: number;
+  /** A judge's vote lost to a worker is asked again on another after this long (CouncilRequest.judgeHandoverMs). */
+  judgeHandoverMs?: number;
   /** Self-correction iterations (CAWS: at most 5). */
   maxIterations: number;
   /** The execution child continues as new after this many tool calls (or when Temporal suggests it). */
   continueAsNewAfterSteps: number;
+  /** How long a workspace activity may go without a heartbeat before another execution worker takes it over. */
+  executionHandoverMs?: number;
 }
 
 export const DEFAULT_TASK_SETTINGS: TaskSettings = {
@@ -226,6 +230,11 @@ export interface TaskResult {
   artifacts: NamedArtifact[];
   usage: Usage;
   iterations: number;
+  /**
+   * What infrastructure (no worker running or answering), not a judge or a person, consumed during the task: council
+   * votes lost to workers, deadlines that passed while no orchestration worker ran (deadlines.ts). Absent: none seen.
+   */
+  outages?: string[];
 }
 
 export interface ProgressEvent {

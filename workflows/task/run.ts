@@ -15,6 +15,7 @@ import type { ExecutionActivities } from '../../activities/execution/index.js';
 import type { PlanningActivities } from '../../activities/planning/index.js';
 import { TaskStatusKey } from '../../temporal/search-attributes.js';
 import type { executionWorkflow } from '../execution/execution.workflow.js';
+import type { WorkspaceRef } from '../execution/definitions.js';
 import { proxyOn } from '../proxy.js';
 import { Approvals, Clarifications, type TaskHost } from './approvals.js';
 import {
@@ -72,6 +73,9 @@ export class TaskRun implements TaskHost {
   /** Council sessions and execution children started so far (they number the children's ids). */
   councilSessions = 0;
   executions = 0;
+  /** The last execution's workspace (a refinement continues it; cleaned up at the end) and its base commit. */
+  workspace: WorkspaceRef | string | undefined;
+  baseCommit: string | undefined;
 
   constructor(readonly input: AgentTaskInput) {
     this.settings = { ...DEFAULT_TASK_SETTINGS, ...input.settings };
@@ -130,6 +134,11 @@ export class TaskRun implements TaskHost {
   /** Resolves at once, or on `resume` when the task is paused. */
   whenRunning(): Promise<void> {
     return condition(() => !this.progress.paused);
+  }
+
+  /** Records what infrastructure consumed (TaskResult.outages); the reasons of deadlines that pass name it. */
+  noteOutage(note: string): void {
+    this.result.outages = [...(this.result.outages ?? []), note];
   }
 
   /** Which model budget (tokens or cost) the task has gone over, if any. */
