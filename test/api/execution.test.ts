@@ -81,6 +81,60 @@ describe('execution', () => {
     await temporal.connection.close();
   });
 
+  it('when a pause arrives during the last step before continue-as-new, then the continued run stays paused until resumed', async () => {
+    const slow = {
+      kind: 'command',
+      run: ['node', '-e', "setTimeout(() => require('fs').writeFileSync('slow.txt', 's'), 3000)"],
+    };
+    const later = [1, 2].map((n) => ({
+      kind: 'write_file',
+      path: `src/after${n}.js`,
+      content: `export default ${n};\n`,
+    }));
+    const id = await client.submit({
+      title: 'Pause across continue-as-new',
+      workspace: await sampleRepo(),
+      spec: calculatorSpec({
+        scope: { in: ['src/', 'slow.txt'], out: ['test/'] },
+        steps: [...(calculatorSpec().steps as unknown[]), slow, ...later],
+      }),
+    });
+    const temporal = await temporalClient(config);
+    const execution = temporal.workflow.getHandle(executionWorkflowId(`task-${id}`, 1));
+    // Step 2 of 2 in the first run is the slow command: pause while it runs.
+    const first = await eventually(
+      async () =>
+        (await execution.query<{ step: string }>('progress')).step === 'step 2/4' && (await execution.describe()).runId,
+      { what: 'the slow step to run' },
+    );
+    expect((await client.post(`/api/v1/tasks/${id}/pause`)).status).toBe(202);
+    // The first run ends after the slow step; the continued run holds the pause: no step 3 while paused.
+    await eventually(
+      async () => {
+        const description = await execution.describe();
+        return description.runId !== first && description.status.name === 'RUNNING' ? description : undefined;
+      },
+      { what: 'the continued run' },
+    );
+    await new Promise((r) => setTimeout(r, 3_000));
+    const paused = await execution.query<{ paused: boolean; step: string }>('progress');
+    expect(paused.paused).toBe(true);
+    const applied = async () =>
+      (
+        await api.db.query(`SELECT 1 FROM audit_events WHERE workflow_id = $1 AND action = 'step.applied'`, [
+          `task-${id}`,
+        ])
+      ).rowCount;
+    expect(await applied()).toBe(2);
+
+    expect((await client.post(`/api/v1/tasks/${id}/resume`)).status).toBe(202);
+    const done = await client.finished(id);
+    expect(done.status).toBe('completed');
+    expect(done.result!.steps.map((s) => s.index)).toEqual([0, 1, 2, 3]);
+    expect(await applied()).toBe(4);
+    await temporal.connection.close();
+  });
+
   it('when a coverage gate writes its report, then the branch coverage is measured against the tier and kept out of the diff', async () => {
     const spec = calculatorSpec({
       gates: [...(calculatorSpec().gates as unknown[]), coverageGate({ covered: 17, total: 20 })],

@@ -570,4 +570,74 @@ describe('the language-model path, through the real openai client against a scri
       await stack.stop();
     }
   });
+  it('when a privileged call approved in an agent turn is made again after continue-as-new, then the approval carries over and no person is asked twice', async () => {
+    const deployed = (user: string) => user.split('deployed to staging').length - 1;
+    const stack = await startStack(
+      modelResponder((call, request) => {
+        if (call.kind !== 'agent') return undefined;
+        const user = chatRequestOf(request).user;
+        const deploy = toolCallReply(
+          'call_tool',
+          { tool: 'deploy', server: 'ops-fixture', arguments: { target: 'staging' } },
+          USAGE.agent,
+        );
+        if (call.firstTurn || deployed(user) === 1) return deploy;
+        if (deployed(user) !== 2) return undefined;
+        return user.includes('apply_patch')
+          ? toolCallReply('finish', { summary: 'deployed twice and fixed' }, USAGE.agent)
+          : toolCallReply('replace', { path: 'src/calculator.js', find: BUGGY, replace: FIXED }, USAGE.agent);
+      }),
+      // Every tool call ends an execution run: the second deploy runs in a continued run.
+      { EXECUTION_CONTINUE_AS_NEW_AFTER: '1' },
+    );
+    try {
+      const registered = await stack.api.fetch('/api/v1/tools/servers', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          id: 'ops-fixture',
+          name: 'ops fixture',
+          transport: 'stdio',
+          command: 'node',
+          args: [
+            '--import',
+            import.meta.resolve('tsx'),
+            new URL('../fixtures/third-party-mcp-server.ts', import.meta.url).pathname,
+          ],
+          capabilities: ['ops'],
+          security_level: 'privileged',
+        }),
+      });
+      expect(registered.status).toBe(201);
+      const id = await submit(stack, TITLE, DESCRIPTION);
+      const pending = await eventually(
+        async () => {
+          const t = await json<{ progress?: TaskProgress }>(await stack.api.fetch(`/api/v1/tasks/${id}`));
+          return t.progress?.pendingApproval?.kind === 'tool' ? t.progress.pendingApproval : undefined;
+        },
+        { timeoutMs: 75_000, what: 'the tool approval' },
+      );
+      const ok = await stack.api.fetch(`/api/v1/tasks/${id}/approve`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ hash: pending.hash }),
+      });
+      expect(ok.status).toBe(200);
+      const done = await finalState(stack, id);
+      expect(done.status, done.result?.reason).toBe('completed');
+      expect(done.result!.steps.map((s) => s.detail)).toEqual([
+        expect.stringContaining('ops-fixture/deploy: deployed to staging'),
+        expect.stringContaining('ops-fixture/deploy: deployed to staging'),
+        expect.stringContaining('workspace/apply_patch'),
+      ]);
+      // One request for a person, although the call was made in two execution runs.
+      const history = await stack.api.temporal.workflow.getHandle(taskWorkflowId(id)).fetchHistory();
+      const requests = (history.events ?? []).filter(
+        (e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'toolApprovalRequest',
+      );
+      expect(requests).toHaveLength(1);
+    } finally {
+      await stack.stop();
+    }
+  });
 });
