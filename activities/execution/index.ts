@@ -539,7 +539,7 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
      * Removes the workspace: this worker's copy, its tool servers, and (for a portable workspace) the references that
      * keep its bundles. Copies other workers made are swept when idle (sweepIdleWorkspaces). Safe to call twice.
      */
-    async cleanupWorkspace(task: TaskRef, workspace?: WorkspaceRef): Promise<void> {
+    async cleanupWorkspace(task: TaskRef, workspace?: Pick<WorkspaceRef, 'id' | 'tenantId'>): Promise<void> {
       if (workspace) {
         await clients.closeWorkspace(workspaces.dirOf(workspace));
         await workspaces.release(workspace);

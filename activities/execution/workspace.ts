@@ -69,7 +69,7 @@ export interface Workspaces {
   /** Records the working tree as the new head (unchanged tree: the same ref). */
   snapshot(ws: WorkspaceRef, workdir: string, label: string): Promise<WorkspaceRef>;
   /** Removes this worker's copy and releases the workspace's bundles. Safe to call twice. */
-  release(ws: WorkspaceRef): Promise<void>;
+  release(ws: Pick<WorkspaceRef, 'id' | 'tenantId'>): Promise<void>;
 }
 
 export function createWorkspaces(db: Db, workspacesDir: string): Workspaces {

@@ -270,7 +270,18 @@ describe('tasks over HTTP against the real stack', () => {
       },
     });
     const { id, workflowId } = await json<{ id: string; workflowId: string }>(res);
-    const workdir = path.join(config.WORKSPACES_DIR!, workflowId);
+    // The workspace is named by the execution run that prepared it (workspace.prepared records its id).
+    const workspaceId = await eventually(
+      async () => {
+        const { rows } = await api.db.query<{ payload: { workspace: string } }>(
+          `SELECT payload FROM audit_events WHERE workflow_id = $1 AND action = 'workspace.prepared'`,
+          [workflowId],
+        );
+        return rows[0]?.payload.workspace;
+      },
+      { what: 'the workspace to be prepared' },
+    );
+    const workdir = path.join(config.WORKSPACES_DIR!, workspaceId);
     await eventually(
       async () =>
         (await getTask(id)).status === 'executing' &&
@@ -292,6 +303,11 @@ describe('tasks over HTTP against the real stack', () => {
         () => false,
       ),
     ).toBe(false);
+    // Its bundles are no longer kept for it: retention may remove them.
+    const refs = await api.db.query(`SELECT 1 FROM blob_refs WHERE owner_kind = 'workspace' AND owner_id = $1`, [
+      workspaceId,
+    ]);
+    expect(refs.rowCount).toBe(0);
     expect((await post(`/api/v1/tasks/${id}/cancel`, {})).status).toBe(409);
   });
 

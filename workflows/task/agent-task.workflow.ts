@@ -204,9 +204,8 @@ async function runToEnd(run: TaskRun): Promise<TaskResult> {
     throw err;
   } finally {
     deadlineScope.cancel();
-    const portable = typeof run.workspace === 'object' ? run.workspace : undefined;
     if (run.executions > 0) {
-      await CancellationScope.nonCancellable(() => run.execution.cleanupWorkspace(run.task, portable));
+      await CancellationScope.nonCancellable(() => run.execution.cleanupWorkspace(run.task, run.workspaceToClean()));
     }
   }
 }
@@ -430,6 +429,8 @@ async function execute(run: TaskRun, r: ReviewedPlan, feedback: string[] | undef
     });
     // From here pause/resume reach the child; a pause that arrived while it was starting is passed on now.
     run.activeExecution = child;
+    // The first execution's workspace is named by its first run (a canceled task cleans it up by that name).
+    run.workspaceId ??= child.firstExecutionRunId;
     if (run.progress.paused) await child.signal(executionPauseSignal);
     exec = await child.result();
   } finally {

@@ -76,6 +76,8 @@ export class TaskRun implements TaskHost {
   /** The last execution's workspace (a refinement continues it; cleaned up at the end) and its base commit. */
   workspace: WorkspaceRef | string | undefined;
   baseCommit: string | undefined;
+  /** The id of the workspace the first execution prepared, known as soon as it starts. */
+  workspaceId: string | undefined;
 
   constructor(readonly input: AgentTaskInput) {
     this.settings = { ...DEFAULT_TASK_SETTINGS, ...input.settings };
@@ -116,6 +118,13 @@ export class TaskRun implements TaskHost {
     };
     this.approvals = new Approvals(this);
     this.clarifications = new Clarifications(this);
+  }
+  /** What cleanupWorkspace removes: the portable workspace (by id, when its execution never returned), or none (legacy). */
+  workspaceToClean(): { id: string; tenantId: string } | undefined {
+    if (typeof this.workspace === 'object') return this.workspace;
+    if (this.workspace === undefined && this.workspaceId)
+      return { id: this.workspaceId, tenantId: this.input.tenantId };
+    return undefined;
   }
 
   /** Shows the phase in `progress` and the AgencyTaskStatus search attribute ('paused' while paused, unless final). */
