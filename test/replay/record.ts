@@ -1,6 +1,8 @@
 /**
  * Records histories of real agentTask runs into test/replay/histories/, for the replay test.
- *   npm run test:record-histories
+ *   npm run test:record-histories -- <tag>
+ * The tag names the new histories (task-record-<tag>-completed…), so recording adds histories next to the ones
+ * recorded before a change (which must go on replaying); a file that exists already is never overwritten.
  * Starts its own headless Temporal dev server and a scratch database, runs the workers in-process, carries each
  * scenario to its end, and writes the history as JSON. Re-record after an intended, patched workflow change.
  */
@@ -70,12 +72,13 @@ try {
     mode: 'auto',
     budgets: { max_steps: 100, max_tokens: 0, max_cost_usd: 0 },
   });
+  const tag = process.argv[2] ? `${process.argv[2]}-` : '';
   const scenarios: Record<string, AgentTaskInput> = {
     // The demo: the spec comes from the workspace's .caws/working-spec.yaml; gates pass.
-    'agent-task-completed': base('record-completed', await sample()),
+    'agent-task-completed': base(`record-${tag}completed`, await sample()),
     // Gates fail: no step fixes the bug.
     'agent-task-gates-failed': {
-      ...base('record-gates-failed', await sample()),
+      ...base(`record-${tag}gates-failed`, await sample()),
       spec: {
         id: 'DOC-1',
         title: 'Add a note without fixing the bug',
@@ -99,7 +102,7 @@ try {
     const result = await handle.result();
     const history = await handle.fetchHistory();
     // The file is named by the workflow id: replay derives child workflow ids from it.
-    await writeFile(path.join(OUT, `${handle.workflowId}.json`), JSON.stringify(history, null, 1));
+    await writeFile(path.join(OUT, `${handle.workflowId}.json`), JSON.stringify(history, null, 1), { flag: 'wx' });
     // Children too (council sessions, execution): their histories must replay as well.
     const children = (history.events ?? []).flatMap((e) => {
       const id = e.childWorkflowExecutionStartedEventAttributes?.workflowExecution?.workflowId;
@@ -107,7 +110,7 @@ try {
     });
     for (const child of children) {
       const childHistory = await client.workflow.getHandle(child).fetchHistory();
-      await writeFile(path.join(OUT, `${child}.json`), JSON.stringify(childHistory, null, 1));
+      await writeFile(path.join(OUT, `${child}.json`), JSON.stringify(childHistory, null, 1), { flag: 'wx' });
     }
     process.stdout.write(`${name}: ${result.status} (${history.events?.length} events, ${children.length} children)\n`);
   }
