@@ -43,6 +43,8 @@ export interface TaskSample {
   /** GETs that failed while the task ran (the task is still followed). */
   getErrors: string[];
   councilSessions: string[];
+  /** Approvals this client gave through POST /api/v1/tasks/:id/approve (LoadOptions.approve), and their answers. */
+  approvals: { kind: string; hash: string; reasons: string[]; status: number; error?: string }[];
   /** The task's signed council verdicts: decision, voting rounds, votes counted uncertain (error or over budget). */
   verdicts: { phase: string; decision: string; rounds: number; uncertainVotes: number }[];
   error?: string;
@@ -56,6 +58,15 @@ export interface LoadOptions {
   timeoutMs: number;
   /** For the stuck-task check (and nothing else: progress is read over HTTP). */
   client: Client;
+  /** The task's mode (POST body); the API's default when absent. `strict` waits for a person to approve the plan. */
+  mode?: 'strict' | 'auto' | 'dry-run';
+  /**
+   * Approve, as the demo does (scripts/dev.ts), each plan or diff a task waits on, with the hash the task shows;
+   * otherwise a task that waits for a person is reported as such and no longer followed.
+   */
+  approve?: boolean;
+  /** The POST's title, given the task's index (default "Bench task N: fix average()"). */
+  title?: (index: number) => string;
 }
 
 /** How often a task that has not ended is checked for a failing workflow task. */
@@ -97,7 +108,11 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
         'x-api-key': opts.apiKey,
         'x-correlation-id': `bench-${process.pid}-${index}`,
       },
-      body: JSON.stringify({ title: `Bench task ${index + 1}: fix average()`, workspace }),
+      body: JSON.stringify({
+        title: opts.title?.(index) ?? `Bench task ${index + 1}: fix average()`,
+        workspace,
+        ...(opts.mode ? { mode: opts.mode } : {}),
+      }),
     });
     return { status: res.status, body: (await res.json()) as { id?: string; workflowId?: string; detail?: string } };
   });
@@ -111,6 +126,7 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
     status: 'not_submitted',
     getMs: [],
     getErrors: [],
+    approvals: [],
     councilSessions: [],
     verdicts: [],
   };
@@ -151,7 +167,29 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
         }));
         return sample;
       }
-      if (NEEDS_A_PERSON.has(view.status)) {
+      // Approving (the demo's way) keeps the task followed: it waits on an approval this client gives, not a person's.
+      const pending = view.progress?.pendingApproval;
+      let approving = false;
+      // A privileged tool call is not the plan or diff the demo approves: that stays a person's decision.
+      if (opts.approve && view.status === 'awaiting_approval' && pending && pending.kind !== 'tool') {
+        approving = sample.approvals.filter((a) => a.status !== 200).length < 5; // a few refusals (stale hash), then stop
+        if (approving && !sample.approvals.some((a) => a.hash === pending.hash && a.status === 200)) {
+          const res = await fetch(`${opts.apiUrl}/api/v1/tasks/${encodeURIComponent(sample.id)}/approve`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-api-key': opts.apiKey },
+            body: JSON.stringify({ hash: pending.hash, reason: 'bench: approved as the demo does' }),
+          });
+          const body = (await res.json().catch(() => ({}))) as { detail?: string };
+          sample.approvals.push({
+            kind: pending.kind,
+            hash: pending.hash,
+            reasons: pending.reasons,
+            status: res.status,
+            ...(res.status === 200 ? {} : { error: body.detail ?? JSON.stringify(body) }),
+          });
+        }
+      }
+      if (!approving && NEEDS_A_PERSON.has(view.status)) {
         const reasons = view.progress?.pendingApproval?.reasons ?? view.progress?.pendingClarification?.reasons ?? [];
         sample.error = `waiting for a person (${view.status}): ${reasons.join('; ')}`;
         sample.councilSessions = view.progress?.councilSessions ?? [];

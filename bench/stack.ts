@@ -1,7 +1,7 @@
 /**
  * The platform as the benchmark runs it: its own headless Temporal dev server on a free port (state in a temp dir),
- * a scratch database agency_bench_<pid> (dropped at the end), every worker pool in ONE child process running
- * workers/main.ts (as `npm run worker` does, so the API and the workers do not share an event loop), the API
+ * a scratch database agency_bench_<pid> (dropped at the end), every worker pool (or StackOptions.pools) in ONE child
+ * process running workers/main.ts (as `npm run worker` does, so the API and the workers do not share an event loop), the API
  * in-process on a free port, and a bench worker in-process on its own task queue for the council bench.
  *
  * Everything started is registered with a Cleanup and stopped in reverse order, also when start-up fails half-way.
@@ -19,7 +19,7 @@ import pg from 'pg';
 import { pino, type Logger } from 'pino';
 import { createLazyTemporalClient, startServer, stopServer } from '../api/server.js';
 import { bootstrapAdminKey } from '../scripts/bootstrap.js';
-import { ALL_POOLS, loadConfig, PROJECT_ROOT, type Config } from '../common/config.js';
+import { ALL_POOLS, loadConfig, PROJECT_ROOT, type Config, type Pool } from '../common/config.js';
 import { createDb, migrate } from '../common/db.js';
 import { startDevServer } from '../temporal/dev-server.js';
 import { queueFor } from '../temporal/task-queues.js';
@@ -67,6 +67,8 @@ export interface BenchStack {
   nativeConnection: NativeConnection;
   benchQueue: string;
   workerPid: number;
+  /** The environment the worker child runs with, for more worker processes of the same stack (bench/survival.ts). */
+  workerEnv: Record<string, string>;
   logDir: string;
   startupMs: number;
 }
@@ -75,9 +77,15 @@ export interface StackOptions {
   adminUrl: string;
   logDir: string;
   progress: (line: string) => void;
+  /** The pools the worker child runs (WORKER_QUEUES); every pool by default. */
+  pools?: readonly Pool[];
+  /** Added to the workers' and the API's environment (e.g. shorter hand-over timeouts). */
+  env?: Record<string, string>;
+  /** Start the council bench's worker (bench/run.ts needs it); default true. */
+  benchWorker?: boolean;
 }
 
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+export function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), timeoutMs);
@@ -92,9 +100,17 @@ async function tail(file: string, chars = 3000): Promise<string> {
   return (await readFile(file, 'utf8').catch(() => '')).slice(-chars);
 }
 
-/** Waits until every pool of the worker child polls its queue (the server lists it as a poller). */
-async function waitForPollers(client: Client, child: ChildProcess, logFile: string, timeoutMs = 180_000) {
-  const queues = ALL_POOLS.map((pool) => ({
+/**
+ * Waits until each of `pools` polls its queue (the server lists it as a poller); with `pid`, a poller of that process
+ * (worker identity `<pid>@host/<pool>`), since the server keeps listing a killed worker's pollers for a while.
+ */
+export async function waitForPollers(
+  client: Client,
+  child: ChildProcess,
+  logFile: string,
+  { pools = ALL_POOLS, pid, timeoutMs = 180_000 }: { pools?: readonly Pool[]; pid?: number; timeoutMs?: number } = {},
+) {
+  const queues = pools.map((pool) => ({
     name: queueFor(pool, ''),
     type: pool === 'orchestration' ? TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW : TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
   }));
@@ -109,12 +125,12 @@ async function waitForPollers(client: Client, child: ChildProcess, logFile: stri
           taskQueue: { name: q.name, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
           taskQueueType: q.type,
         });
-        return res.pollers.length > 0;
+        return pid === undefined ? res.pollers.length > 0 : res.pollers.some((p) => p.identity?.startsWith(`${pid}@`));
       }),
     );
     if (polled.every(Boolean)) return;
     if (Date.now() > deadline)
-      throw new Error(`the worker process did not poll every queue within ${timeoutMs / 1000} s`);
+      throw new Error(`the worker process did not poll ${pools.join(', ')} within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -156,10 +172,15 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
     WORKSPACES_DIR: path.join(stateDir, 'workspaces'),
     WORKER_SHUTDOWN_GRACE: '2s',
     LOG_LEVEL: 'warn',
+    ...(opts.pools ? { WORKER_QUEUES: opts.pools.join(',') } : {}),
+    ...opts.env,
   };
   const config = loadConfig(env);
+  const pools = opts.pools ?? ALL_POOLS;
 
-  progress('starting every worker pool in one child process (workers/main.ts)');
+  progress(
+    `starting ${opts.pools ? `the pools ${pools.join(', ')}` : 'every worker pool'} in one child process (workers/main.ts)`,
+  );
   const workerLog = path.join(logDir, 'workers.log');
   const logHandle = await open(workerLog, 'w');
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')], {
@@ -187,22 +208,26 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
   const nativeConnection = await NativeConnection.connect({ address: server.address });
   cleanup.defer('close bench worker connection', () => nativeConnection.close());
   const [benchWorker] = await Promise.all([
-    Worker.create({
-      connection: nativeConnection,
-      namespace: 'agency',
-      taskQueue: benchQueue,
-      workflowsPath: path.join(PROJECT_ROOT, 'bench', 'council-bench.workflows.ts'),
-      activities: createBenchActivities(),
-      maxConcurrentActivityTaskExecutions: 20,
-      shutdownGraceTime: '2s',
-    }),
-    waitForPollers(client, child, workerLog),
+    opts.benchWorker === false
+      ? undefined
+      : Worker.create({
+          connection: nativeConnection,
+          namespace: 'agency',
+          taskQueue: benchQueue,
+          workflowsPath: path.join(PROJECT_ROOT, 'bench', 'council-bench.workflows.ts'),
+          activities: createBenchActivities(),
+          maxConcurrentActivityTaskExecutions: 20,
+          shutdownGraceTime: '2s',
+        }),
+    waitForPollers(client, child, workerLog, { pools }),
   ]);
-  const benchRunning = benchWorker.run();
-  cleanup.defer('stop bench worker', async () => {
-    if (benchWorker.getState() === 'RUNNING') benchWorker.shutdown();
-    await benchRunning;
-  });
+  if (benchWorker) {
+    const benchRunning = benchWorker.run();
+    cleanup.defer('stop bench worker', async () => {
+      if (benchWorker.getState() === 'RUNNING') benchWorker.shutdown();
+      await benchRunning;
+    });
+  }
 
   progress('starting the API in-process on a free port');
   const apiLog: Logger = pino({ level: 'warn' }, pino.destination({ dest: path.join(logDir, 'api.log') }));
@@ -225,6 +250,7 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
     nativeConnection,
     benchQueue,
     workerPid: child.pid ?? -1,
+    workerEnv: env,
     logDir,
     startupMs: performance.now() - began,
   };
