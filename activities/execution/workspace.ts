@@ -77,7 +77,9 @@ export function createWorkspaces(db: Db, workspacesDir: string): Workspaces {
 
   /** Streams a bundle into the blob store (never whole in memory) and references it from the workspace. */
   async function storeBundle(ws: Pick<WorkspaceRef, 'id' | 'tenantId'>, file: string): Promise<string> {
-    const ref = await blobStoreOf(db).put(ws.tenantId, createReadStream(file), { mediaType: 'application/x-git-bundle' });
+    const ref = await blobStoreOf(db).put(ws.tenantId, createReadStream(file), {
+      mediaType: 'application/x-git-bundle',
+    });
     await addBlobRef(db, ws.tenantId, ref.sha256, owner(ws));
     return ref.sha256;
   }

@@ -238,7 +238,14 @@ class ExecutionRun {
       grant.approvedCalls.push(approvalKey(binding));
     }
     const handover = this.input.handoverTimeoutMs ?? HANDOVER_MS;
-    const { workspace, ...outcome } = await stepActivity(binding, handover)(task, this.where(), index, step, binding, grant);
+    const { workspace, ...outcome } = await stepActivity(binding, handover)(
+      task,
+      this.where(),
+      index,
+      step,
+      binding,
+      grant,
+    );
     if (workspace) state.workspace = workspace;
     state.outcomes.push(outcome);
     return outcome;
