@@ -11,12 +11,13 @@ export default defineConfig({
     projects: [
       // Pure logic: no servers.
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'test/tools/**/*.test.ts'] } },
-      // Against a real Temporal dev server and PostgreSQL, started once per run by the global setup.
+      // Against a real Temporal dev server and PostgreSQL, started once per run by the global setup. test/browser/ also
+      // starts a dev server of its own with the Web UI on, and drives Debian's chromium (test/helpers/chromium.ts).
       {
         extends: true,
         test: {
           name: 'stack',
-          include: ['test/{api,workflows,faults,replay,db}/**/*.test.ts'],
+          include: ['test/{api,workflows,faults,replay,db,browser}/**/*.test.ts'],
           globalSetup: ['test/helpers/global-setup.ts'],
         },
       },

@@ -13,6 +13,7 @@ import { reportBlobBytesFrom } from '../common/metrics.js';
 import { temporalRoutes } from './dependencies.js';
 import { mcpRoutes } from './mcp.js';
 import { errorHandler, notFoundRoute } from './errors.js';
+import { inputGuard } from './input.js';
 import { requestLog } from './request-log.js';
 import { rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
@@ -26,6 +27,7 @@ import { openApiRoutes } from './routes/openapi.js';
 import { councilRoutes } from './routes/council.js';
 import { taskRoutes } from './routes/tasks.js';
 import { toolRoutes } from './routes/tools.js';
+import { repositoryRoutes } from './routes/repositories.js';
 import { waiverRoutes } from './routes/waivers.js';
 
 export interface AppDeps {
@@ -56,6 +58,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestMetrics());
   app.use(helmet());
   app.use(express.json({ limit: deps.config.API_BODY_LIMIT, strict: true }));
+  // Malformed percent-encoding, U+0000 and lone surrogates in the path, query or body: 400 for every route (input.ts).
+  app.use(inputGuard);
   // Public: health checks (probes) only. Everything below needs an API key or a JWT.
   app.use(healthRoutes(deps));
   // Also public, before authentication: Prometheus scrapes /metrics, and the OpenAPI document describes the API.
@@ -92,6 +96,7 @@ export function createApp(deps: AppDeps): Express {
   // Routes that need Temporal answer 503 + Retry-After while it is unreachable (api/dependencies.ts).
   app.use(temporalRoutes(deps, taskRoutes(deps), councilRoutes(deps), toolRoutes(deps)));
   app.use(waiverRoutes(deps));
+  app.use(repositoryRoutes(deps));
   app.use(auditRoutes(deps));
   app.use(codecRoutes(deps));
   // MCP (Streamable HTTP, stateless) over the same task service as the REST routes; each tool checks its role.

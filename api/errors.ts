@@ -71,7 +71,11 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     let problem: HttpProblem;
     if (err instanceof HttpProblem) problem = err;
     else if (err instanceof ZodError) problem = validationProblem(err);
-    else if (isBodyParserError(err)) {
+    else if (err instanceof URIError) {
+      // Express's router decodes path parameters with decodeURIComponent; `%ff` or a lone `%` throws here, once,
+      // for every route (and for any other decode of what the client sent).
+      problem = new HttpProblem(400, 'Bad Request', 'the request path is not valid percent-encoded UTF-8');
+    } else if (isBodyParserError(err)) {
       problem =
         err.type === 'entity.too.large'
           ? new HttpProblem(413, 'Content Too Large', `the request body exceeds ${err.limit} bytes`)

@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, RequestHandler, Response } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../common/logger.js';
+import { redactCodecDevPath } from './routes/codec.js';
 import { routeTemplateOf } from './routes/metrics.js';
 
 const QUIET_PATHS = /^\/(health(\/|$)|metrics$)/;
@@ -22,7 +23,11 @@ export function requestLog(log: Logger): RequestHandler {
     customProps: (_req, res) => ({ correlationId: correlationIdOf(res) }),
     wrapSerializers: false,
     serializers: {
-      req: (req: IncomingMessage) => ({ method: req.method, url: (req as Request).originalUrl ?? req.url }),
+      // The dev session's codec path carries its credential (api/routes/codec.ts): never logged.
+      req: (req: IncomingMessage) => ({
+        method: req.method,
+        url: redactCodecDevPath((req as Request).originalUrl ?? req.url ?? ''),
+      }),
       res: (res: ServerResponse) => ({ statusCode: res.statusCode }),
     },
     customLogLevel: (req, res, err) => {

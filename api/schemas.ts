@@ -20,6 +20,10 @@ export const EmptyBodySchema = z.object({}).strict();
 
 /** An approval decision on the plan or diff with this hash (a task's, or the task behind a council session). */
 export const DecisionBodySchema = z.object({ hash: SHA256, reason: z.string().max(2000).optional() }).strict();
+/** POST /api/v1/tasks/:id/approval-token: the decision to sign for the caller, to send as a signal themselves. */
+export const ApprovalTokenBodySchema = z
+  .object({ decision: z.enum(['approve', 'reject']), hash: SHA256, reason: z.string().max(2000).optional() })
+  .strict();
 
 /** A working spec as an object, or as YAML/JSON text (checked by api/spec-input.ts). */
 const SpecSchema = z.union([z.string().min(1), z.record(z.string(), z.unknown())]);

@@ -35,8 +35,10 @@ import {
   type AgentTaskInput,
   type PendingApproval,
   type TaskProgress,
+  type TaskRequest,
   type TaskResult,
 } from '../workflows/task/definitions.js';
+import { getRepository, localWorkspaceUnder, rootsFor } from '../common/repositories.js';
 import { RiskTierKey, TaskStatusKey, TenantKey } from '../temporal/search-attributes.js';
 import { queueFor } from '../temporal/task-queues.js';
 import type { AppDeps } from './app.js';
@@ -44,6 +46,7 @@ import { conflict, HttpProblem, notFound, validate } from './errors.js';
 import { ownedWorkflow } from './ownership.js';
 import { authorize, type Principal } from './principal.js';
 import {
+  ApprovalTokenBodySchema,
   ClarifyBodySchema,
   DecisionBodySchema,
   EmptyBodySchema,
@@ -52,6 +55,8 @@ import {
   TaskListQuerySchema,
 } from './schemas.js';
 import { checkSpec } from './spec-input.js';
+import { approvalSignerFor, signDecision } from '../common/approval-keys.js';
+import type { SignedDecision } from '../workflows/task/decision-proof.js';
 import { listWorkflowPage, tenantWorkflowsQuery } from './visibility.js';
 
 export type TaskServiceDeps = Pick<AppDeps, 'temporal' | 'db' | 'config'>;
@@ -95,6 +100,53 @@ async function runningTask(deps: TaskServiceDeps, principal: Principal, rawId: u
   };
 }
 
+/**
+ * Where a task's files come from (common/repositories.ts): a registered repository of the caller's tenant (another
+ * tenant's, or none, is a 404) at the request's ref or its default; or, as a migration path, a local `workspace` that
+ * lies (after realpath) under LOCAL_WORKSPACE_ROOTS for the tenant: refused (400) otherwise.
+ */
+async function taskSource(
+  { db, config }: TaskServiceDeps,
+  principal: Principal,
+  request: TaskRequest,
+): Promise<Pick<AgentTaskInput, 'workspace' | 'repository' | 'deliver'>> {
+  if (request.repository !== undefined) {
+    const repo = await getRepository(db, principal.tenantId, request.repository);
+    if (!repo) throw notFound(`no repository ${request.repository}`);
+    const deliver = request.deliver?.branch ?? repo.deliverBranch;
+    return {
+      workspace: '',
+      repository: {
+        id: repo.id,
+        url: repo.url,
+        ref: request.ref ?? repo.defaultRef,
+        ...(repo.authSecretRef ? { authSecretRef: repo.authSecretRef } : {}),
+      },
+      ...(deliver ? { deliver: { branch: true } } : {}),
+    };
+  }
+  const workspace = request.workspace ?? '';
+  const roots = rootsFor(config.LOCAL_WORKSPACE_ROOTS, principal.tenantId);
+  if (!roots.length) {
+    throw new HttpProblem(
+      400,
+      'Bad Request',
+      'a local workspace path is refused: register the repository (POST /api/v1/repositories) and name it in ' +
+        '"repository"; an operator may allow local paths under LOCAL_WORKSPACE_ROOTS during migration',
+    );
+  }
+  const allowed = await localWorkspaceUnder(workspace, roots);
+  if (!allowed) {
+    throw new HttpProblem(
+      400,
+      'Bad Request',
+      `workspace ${workspace} is not under a local root allowed for this tenant (LOCAL_WORKSPACE_ROOTS; symlinks and .. ` +
+        'are resolved): register the repository (POST /api/v1/repositories) and name it in "repository"',
+    );
+  }
+  return { workspace: allowed };
+}
+
 // ---- operations --------------------------------------------------------------------------------------------------
 
 export interface TaskAccepted {
@@ -116,6 +168,7 @@ export async function startTask(
   authorize(principal, 'start');
   const { temporal, config } = deps;
   const request = validate(TaskRequestSchema, body);
+  const source = await taskSource(deps, principal, request);
   const checked = request.spec === undefined ? undefined : checkSpec(request.spec, request.strict_spec);
   const id = request.id ?? randomUUID();
   const input: AgentTaskInput = {
@@ -125,7 +178,7 @@ export async function startTask(
     correlationId,
     title: request.title,
     description: request.description,
-    workspace: request.workspace,
+    ...source,
     spec: checked?.spec,
     specWarnings: checked?.warnings,
     mode: request.mode,
@@ -140,6 +193,8 @@ export async function startTask(
       continueAsNewAfterSteps: config.EXECUTION_CONTINUE_AS_NEW_AFTER,
       executionHandoverMs: config.EXECUTION_HANDOVER_TIMEOUT,
     },
+    // The keys the task checks signed decisions against (decision-proof.ts); later keys are asked of an activity.
+    approvalKeys: (await approvalSignerFor(config))?.publicKeys ?? { ...config.APPROVAL_PUBLIC_KEYS },
   };
   const workflowId = taskWorkflowId(id);
   try {
@@ -425,21 +480,87 @@ export async function decideTask(
   authorize(principal, 'decide');
   const request = validate(DecisionBodySchema, body);
   const { id, handle } = await runningTask(deps, principal, rawId);
-  return { id, ...(await decide(handle, decision, request, principal.subject)) };
+  return { id, ...(await decide(handle, decision, request, principal, deps.config)) };
 }
 
-/** Sends an approval decision as an Update; a refused decision is a 409 with the workflow's reason. */
+/**
+ * A signed decision for a person to send themselves, as the input of the `approve` or `reject` signal (the Web UI's
+ * "Send Signal", `temporal workflow signal`). Valid for APPROVAL_TOKEN_TTL, once, for this task and hash only.
+ */
+export async function issueApprovalToken(
+  deps: TaskServiceDeps,
+  principal: Principal,
+  rawId: unknown,
+  body: unknown,
+): Promise<{ id: string; workflowId: string; signal: 'approve' | 'reject'; input: SignedDecision; expires: string; cli: string }> {
+  authorize(principal, 'decide');
+  const request = validate(ApprovalTokenBodySchema, body);
+  const { id, description } = await runningTask(deps, principal, rawId);
+  const input = await signedDecision(
+    deps.config,
+    principal,
+    description.workflowId,
+    request.decision,
+    request,
+    deps.config.APPROVAL_TOKEN_TTL,
+  );
+  const cli =
+    `temporal workflow signal --namespace ${deps.config.TEMPORAL_NAMESPACE} --workflow-id ${description.workflowId} ` +
+    `--name ${request.decision} --input '${JSON.stringify(input).replace(/'/g, "'\\''")}'`;
+  return { id, workflowId: description.workflowId, signal: request.decision, input, expires: input.grant.expires, cli };
+}
+
+/** How long a decision the API sends itself (the `decide` Update) stays valid: it is delivered at once. */
+const DIRECT_DECISION_TTL_MS = 5 * 60_000;
+
+/**
+ * A decision signed for `principal` on the task of `workflowId` (workflows/task/decision-proof.ts): the only kind the
+ * workflow takes. 503 when no signing key is configured (production without APPROVAL_SIGNING_KEY): never unsigned.
+ */
+export async function signedDecision(
+  config: TaskServiceDeps['config'],
+  principal: Pick<Principal, 'tenantId' | 'subject' | 'roles'>,
+  workflowId: string,
+  decision: 'approve' | 'reject',
+  body: { hash: string; reason?: string },
+  ttlMs: number,
+): Promise<SignedDecision> {
+  const signer = await approvalSignerFor(config);
+  if (!signer) {
+    throw new HttpProblem(
+      503,
+      'Service Unavailable',
+      'decisions cannot be signed: APPROVAL_SIGNING_KEY and APPROVAL_SIGNING_KEY_ID are not configured',
+    );
+  }
+  const now = Date.now();
+  return signDecision(signer, {
+    v: 1,
+    task: workflowId,
+    tenant: principal.tenantId,
+    hash: body.hash,
+    approver: principal.subject,
+    roles: [...principal.roles],
+    decision,
+    ...(body.reason !== undefined ? { reason: body.reason } : {}),
+    at: new Date(now).toISOString(),
+    expires: new Date(now + ttlMs).toISOString(),
+    nonce: randomUUID(),
+  });
+}
+
+/** Sends an approval decision, signed for the principal, as an Update; a refused decision is a 409 with the reason. */
 export async function decide(
   handle: ReturnType<TaskServiceDeps['temporal']['workflow']['getHandle']>,
   decision: 'approve' | 'reject',
   body: { hash: string; reason?: string },
-  approver: string,
+  principal: Pick<Principal, 'tenantId' | 'subject' | 'roles'>,
+  config: TaskServiceDeps['config'],
 ): Promise<{ accepted: boolean; note: string; status: string }> {
+  const signed = await signedDecision(config, principal, handle.workflowId, decision, body, DIRECT_DECISION_TTL_MS);
   let outcome;
   try {
-    outcome = await handle.executeUpdate(decideUpdate, {
-      args: [{ decision, approver, hash: body.hash, reason: body.reason }],
-    });
+    outcome = await handle.executeUpdate(decideUpdate, { args: [signed] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) {
       throw new HttpProblem(409, 'Conflict', `the decision could not be delivered: ${err.message}`);

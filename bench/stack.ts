@@ -172,6 +172,8 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
     WORKSPACES_DIR: path.join(stateDir, 'workspaces'),
     WORKER_SHUTDOWN_GRACE: '2s',
     LOG_LEVEL: 'warn',
+    // The bench submits sample repositories made under the temp directory as `workspace` (the migration path).
+    LOCAL_WORKSPACE_ROOTS: JSON.stringify({ '*': [os.tmpdir()] }),
     ...(opts.pools ? { WORKER_QUEUES: opts.pools.join(',') } : {}),
     ...opts.env,
   };

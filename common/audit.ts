@@ -1,6 +1,7 @@
 /**
  * The append-only, hash-chained audit trail. Each event's hash covers its content and the previous event's hash,
- * so an edited, deleted or reordered row breaks the chain. Appends are serialised by an advisory lock.
+ * so an edited, deleted or reordered row breaks the chain. Appends are serialised by an advisory lock, taken once per
+ * batch: concurrent appends on one pool are committed together (group commit), the chain computed in order.
  * An idempotency key makes a retried writer (an activity run twice) record its event once.
  *
  * The chain alone cannot show that its tail was cut off, or that the whole chain was recomputed from an edited start:
@@ -111,61 +112,168 @@ export function auditHash(e: Omit<AuditEvent, 'seq' | 'hash'>): string {
   return hashJson(Object.fromEntries(HASHED_FIELDS.map((field) => [field, e[field]])));
 }
 
-/** Appends an event (or returns the existing one with the same idempotency key). */
-export async function appendAuditEvent(db: Db, input: AuditEventInput): Promise<AuditEvent> {
+/** Events one transaction appends at most; more waiting go in the next. */
+const MAX_BATCH = 256;
+
+interface PendingAppend {
+  input: AuditEventInput;
+  resolve: (event: AuditEvent) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Per pool: the appends waiting for the next transaction, and whether one is under way. */
+const queues = new WeakMap<Db, { pending: PendingAppend[]; running: boolean }>();
+
+/**
+ * Appends an event (or returns the existing one with the same idempotency key) and resolves once it is committed.
+ *
+ * Group commit: the appends that arrive on one pool while a transaction is under way wait for it, then go together in
+ * the next one (in the order they were called, at most MAX_BATCH). Each transaction takes the one advisory lock, reads
+ * the head, computes every event's hash in order, each linking to the one before, and inserts them all in one
+ * statement: the chain is the same single chain it always was (every verification and checkpoint unchanged), and
+ * the lock is taken once per batch instead of once per event. A lone writer waits for nobody.
+ */
+export function appendAuditEvent(db: Db, input: AuditEventInput): Promise<AuditEvent> {
+  let queue = queues.get(db);
+  if (!queue) queues.set(db, (queue = { pending: [], running: false }));
+  const q = queue;
+  return new Promise<AuditEvent>((resolve, reject) => {
+    q.pending.push({ input, resolve, reject });
+    if (!q.running) void drain(db, q);
+  });
+}
+
+/** An error one event of a batch can cause on its own (a data exception, a constraint): try the others without it. */
+function oneEventsFault(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^2[23]/.test(code);
+}
+
+async function drain(db: Db, q: { pending: PendingAppend[]; running: boolean }): Promise<void> {
+  q.running = true;
+  try {
+    while (q.pending.length > 0) {
+      const batch = q.pending.splice(0, MAX_BATCH);
+      try {
+        const events = await appendBatch(
+          db,
+          batch.map((p) => p.input),
+        );
+        batch.forEach((p, i) => p.resolve(events[i]!));
+      } catch (err) {
+        if (batch.length === 1 || !oneEventsFault(err)) {
+          for (const p of batch) p.reject(err);
+          continue;
+        }
+        // One event broke the batch (say, an actor the CHECK refuses): each on its own, so only that one fails.
+        for (const p of batch) {
+          try {
+            p.resolve((await appendBatch(db, [p.input]))[0]!);
+          } catch (own) {
+            p.reject(own);
+          }
+        }
+      }
+    }
+  } finally {
+    q.running = false;
+  }
+}
+
+/** One transaction: the events in order (an idempotency key already recorded, or repeated, gives the one event). */
+async function appendBatch(db: Db, inputs: readonly AuditEventInput[]): Promise<AuditEvent[]> {
   const client = await db.connect();
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
-    if (input.idempotencyKey) {
-      const existing = await client.query<AuditRow>('SELECT * FROM audit_events WHERE idempotency_key = $1', [
-        input.idempotencyKey,
+    const keys = [...new Set(inputs.map((i) => i.idempotencyKey).filter((k): k is string => !!k))];
+    const byKey = new Map<string, AuditEvent>();
+    if (keys.length > 0) {
+      const existing = await client.query<AuditRow>('SELECT * FROM audit_events WHERE idempotency_key = ANY($1)', [
+        keys,
       ]);
-      if (existing.rows[0]) {
-        await client.query('COMMIT');
-        return fromRow(existing.rows[0]);
-      }
+      for (const row of existing.rows) byKey.set(row.idempotency_key!, fromRow(row));
     }
-    const last = await client.query<{ hash: string }>('SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1');
-    const { rows } = await client.query<{ id: string; occurred_at: Date }>(
-      "SELECT gen_random_uuid() AS id, date_trunc('milliseconds', clock_timestamp()) AS occurred_at",
-    );
-    const draft = {
-      id: rows[0]!.id,
-      occurredAt: rows[0]!.occurred_at.toISOString(),
-      tenantId: input.tenantId,
-      actor: input.actor,
-      action: input.action,
-      subject: input.subject ?? null,
-      workflowId: input.workflowId ?? null,
-      correlationId: input.correlationId ?? null,
-      idempotencyKey: input.idempotencyKey ?? null,
-      payload: input.payload ?? {},
-      prevHash: last.rows[0]?.hash ?? GENESIS_HASH,
-    };
-    const hash = auditHash(draft);
-    const inserted = await client.query<AuditRow>(
-      `INSERT INTO audit_events (id, occurred_at, tenant_id, actor, action, subject, workflow_id, correlation_id,
-                                 idempotency_key, payload, prev_hash, hash)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING *`,
-      [
-        draft.id,
-        draft.occurredAt,
-        draft.tenantId,
-        draft.actor,
-        draft.action,
-        draft.subject,
-        draft.workflowId,
-        draft.correlationId,
-        draft.idempotencyKey,
-        JSON.stringify(draft.payload),
-        draft.prevHash,
-        hash,
-      ],
-    );
+    // Which inputs are new events: the first of each key not yet recorded, and every input without a key. Each input
+    // answers with the event at its slot: its key's, or the new event's index.
+    const fresh: AuditEventInput[] = [];
+    const claimed = new Set<string>();
+    const slots = inputs.map((input): string | number => {
+      const key = input.idempotencyKey;
+      if (key && (byKey.has(key) || claimed.has(key))) return key;
+      if (key) claimed.add(key);
+      return fresh.push(input) - 1;
+    });
+    const created: AuditEvent[] = [];
+    if (fresh.length > 0) {
+      // The head, one time for the batch, and ids and seqs taken under the lock: every seq is above the head's, and
+      // ascending seq is chain order.
+      const { rows } = await client.query<{ hash: string | null; occurred_at: Date; ids: string[]; seqs: string[] }>(
+        `SELECT (SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1) AS hash,
+                date_trunc('milliseconds', clock_timestamp()) AS occurred_at,
+                ARRAY(SELECT gen_random_uuid()::text FROM generate_series(1, $1)) AS ids,
+                ARRAY(SELECT nextval(pg_get_serial_sequence('audit_events', 'seq'))::text
+                        FROM generate_series(1, $1)) AS seqs`,
+        [fresh.length],
+      );
+      const head = rows[0]!;
+      const seqs = head.seqs.map(BigInt).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      let prevHash = head.hash ?? GENESIS_HASH;
+      const drafts = fresh.map((input, i) => {
+        const draft = {
+          id: head.ids[i]!,
+          occurredAt: head.occurred_at.toISOString(),
+          tenantId: input.tenantId,
+          actor: input.actor,
+          action: input.action,
+          subject: input.subject ?? null,
+          workflowId: input.workflowId ?? null,
+          correlationId: input.correlationId ?? null,
+          idempotencyKey: input.idempotencyKey ?? null,
+          payload: input.payload ?? {},
+          prevHash,
+        };
+        const hash = auditHash(draft);
+        prevHash = hash;
+        return { ...draft, seq: seqs[i]!.toString(), hash };
+      });
+      const column = <K extends keyof (typeof drafts)[number]>(k: K) => drafts.map((d) => d[k]);
+      const inserted = await client.query<AuditRow>(
+        `INSERT INTO audit_events (seq, id, occurred_at, tenant_id, actor, action, subject, workflow_id,
+                                   correlation_id, idempotency_key, payload, prev_hash, hash)
+         SELECT u.seq, u.id, $3::timestamptz, u.tenant_id, u.actor, u.action, u.subject, u.workflow_id,
+                u.correlation_id, u.idempotency_key, u.payload, u.prev_hash, u.hash
+           FROM unnest($1::bigint[], $2::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                       $9::text[], $10::text[], $11::jsonb[], $12::text[], $13::text[])
+                AS u(seq, id, tenant_id, actor, action, subject, workflow_id, correlation_id, idempotency_key,
+                     payload, prev_hash, hash)
+          ORDER BY u.seq
+         RETURNING *`,
+        [
+          column('seq'),
+          column('id'),
+          head.occurred_at.toISOString(),
+          column('tenantId'),
+          column('actor'),
+          column('action'),
+          column('subject'),
+          column('workflowId'),
+          column('correlationId'),
+          column('idempotencyKey'),
+          drafts.map((d) => JSON.stringify(d.payload)),
+          column('prevHash'),
+          column('hash'),
+        ],
+      );
+      const bySeq = new Map(inserted.rows.map((r) => [r.seq, fromRow(r)]));
+      for (const d of drafts) created.push(bySeq.get(d.seq)!);
+    }
     await client.query('COMMIT');
-    auditEventsTotal.inc({ action: auditActionLabel(draft.action) });
-    return fromRow(inserted.rows[0]!);
+    for (const e of created) {
+      auditEventsTotal.inc({ action: auditActionLabel(e.action) });
+      if (e.idempotencyKey) byKey.set(e.idempotencyKey, e);
+    }
+    return slots.map((slot) => (typeof slot === 'number' ? created[slot]! : byKey.get(slot)!));
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;

@@ -29,6 +29,39 @@ const secretRef = z
   .string()
   .regex(/^[A-Z][A-Z0-9_]{0,127}$/, 'expected the name of an environment variable (A-Z, 0-9, _), not its value');
 
+/**
+ * Directories per tenant, as JSON: {"tenant-a": ["/srv/git/a"], "*": ["/srv/git/shared"]} ("*": every tenant).
+ * Each root is an absolute path; what lies under it (after realpath) is allowed, nothing else.
+ */
+const rootsByTenant = z.string().transform((value, ctx) => {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    ctx.issues.push({
+      code: 'custom',
+      message: 'expected JSON: {"<tenant or *>": ["/absolute/root", …]}',
+      input: value,
+    });
+    return z.NEVER;
+  }
+  const shape = z.record(
+    z.string().regex(/^(\*|[a-z0-9][a-z0-9-]{0,62})$/, 'a tenant id or *'),
+    z.array(z.string().refine((p) => path.isAbsolute(p), 'an absolute path')).max(64),
+  );
+  const checked = shape.safeParse(parsed);
+  if (!checked.success) {
+    ctx.issues.push({
+      code: 'custom',
+      message: `expected {"<tenant or *>": ["/absolute/root", …]}: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      input: value,
+    });
+    return z.NEVER;
+  }
+  return checked.data;
+});
+export type RootsByTenant = Record<string, string[]>;
+
 /** The pools of the registry (temporal/task-queues.ts); WORKER_QUEUES picks among them. */
 const POOLS = POOL_NAMES;
 
@@ -81,6 +114,35 @@ const payloadKeys = z.string().transform((value, ctx) => {
   return keys;
 });
 
+/** An Ed25519 private key: base64 of its 32-byte seed. Messages never quote it. */
+const approvalSeed = z.string().transform((value, ctx) => {
+  const bytes = /^[A-Za-z0-9+/_-]+={0,2}$/.test(value.trim()) ? Buffer.from(value.trim(), 'base64') : Buffer.alloc(0);
+  if (bytes.length !== 32) {
+    ctx.issues.push({ code: 'custom', message: 'expected base64 of a 32-byte Ed25519 seed', input: '[redacted]' });
+    return z.NEVER;
+  }
+  return new SecretKey(bytes);
+});
+
+/** "id:base64-32-byte-public-key,…" (Ed25519 public keys, raw). */
+const approvalPublicKeys = z.string().transform((value, ctx) => {
+  const keys: Record<string, string> = {};
+  for (const entry of value
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
+    const colon = entry.indexOf(':');
+    const id = colon > 0 ? entry.slice(0, colon) : '';
+    const encoded = entry.slice(colon + 1);
+    if (!PAYLOAD_KEY_ID.test(id) || Buffer.from(encoded, 'base64').length !== 32 || keys[id] !== undefined) {
+      ctx.issues.push({ code: 'custom', message: `"${entry}" is not a new "id:base64-32-byte-public-key"`, input: value });
+      return z.NEVER;
+    }
+    keys[id] = Buffer.from(encoded, 'base64').toString('base64');
+  }
+  return keys;
+});
+
 export const ConfigSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -117,6 +179,23 @@ export const ConfigSchema = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('agency'),
   TEMPORAL_UI_URL: z.string().url().default('http://localhost:8233'),
+  /**
+   * Tenants whose principals may decrypt this namespace's payloads through /api/v1/codec (the namespace holds every
+   * tenant's workflows). Comma-separated; unset: BOOTSTRAP_TENANT only (api/routes/codec.ts).
+   */
+  CODEC_TENANTS: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}(,[a-z0-9][a-z0-9-]{0,62})*$/, 'expected tenant ids, comma-separated')
+    .transform((s) => s.split(','))
+    .optional(),
+  /**
+   * Development only (`npm run dev` sets it): the secret in the Web UI's codec endpoint path,
+   * /api/v1/codec/dev/<token>, accepted only from loopback peers and the Web UI's origin (api/routes/codec.ts).
+   */
+  CODEC_DEV_TOKEN: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{32,128}$/, 'expected 32 to 128 base64url characters')
+    .optional(),
   TEMPORAL_TLS: bool.default(false),
   TEMPORAL_TLS_CERT_PATH: z.string().optional(),
   TEMPORAL_TLS_KEY_PATH: z.string().optional(),
@@ -129,6 +208,21 @@ export const ConfigSchema = z.object({
    */
   PAYLOAD_KEYS: payloadKeys.optional(),
   PAYLOAD_KEY_ID: z.string().regex(PAYLOAD_KEY_ID, 'expected a key id (letters, digits, . _ -)').optional(),
+  /**
+   * Migration only: with PAYLOAD_KEYS set, decode unencrypted payloads as they are (histories written before
+   * encryption was turned on). Off: an unencrypted payload decodes into a tagged value workflows refuse.
+   */
+  PAYLOAD_ACCEPT_PLAINTEXT: bool.default(false),
+  /**
+   * Signed decisions (api/approval-signer.ts, workflows/task/decision-proof.ts): the API's Ed25519 key (base64 of the
+   * 32-byte seed; the same secret on every API replica) and its id. Unset outside production: a key is made once under
+   * SIGNING_KEY_DIR. APPROVAL_PUBLIC_KEYS: "id:base64-32-byte-public-key,…", retired keys whose decisions stay valid.
+   */
+  APPROVAL_SIGNING_KEY: approvalSeed.optional(),
+  APPROVAL_SIGNING_KEY_ID: z.string().regex(PAYLOAD_KEY_ID, 'expected a key id (letters, digits, . _ -)').optional(),
+  APPROVAL_PUBLIC_KEYS: approvalPublicKeys.optional(),
+  /** How long a signed approval from POST /api/v1/tasks/:id/approval-token stays valid. */
+  APPROVAL_TOKEN_TTL: duration.prefault('1h'),
   /** Prefix for every task queue, so several deployments can share one namespace. */
   TASK_QUEUE_PREFIX: z
     .string()
@@ -222,6 +316,16 @@ export const ConfigSchema = z.object({
     .int()
     .min(64 * 1024 * 1024)
     .default(4 * 1024 * 1024 * 1024),
+  /**
+   * Repositories (common/repositories.ts): the roots under which a tenant may register a `file://` repository, per
+   * tenant as JSON ({"tenant": ["/srv/git/tenant"], "*": [...]}). Unset: no file:// repositories.
+   */
+  REPOSITORY_FILE_ROOTS: rootsByTenant.default({}),
+  /**
+   * The migration path for a task's `workspace` (a local path on the workers' disk): refused unless it lies under one
+   * of these roots for the tenant (same JSON shape). Unset: every `workspace` is refused; register a repository.
+   */
+  LOCAL_WORKSPACE_ROOTS: rootsByTenant.default({}),
   /** Where isolated task workspaces are created (one directory per task, removed afterwards). */
   WORKSPACES_DIR: z.string().optional(),
 
@@ -282,9 +386,11 @@ export class ConfigError extends Error {
 /** Variables whose values an error message must never repeat (a *_REF that is refused may be a pasted secret). */
 const SECRET_VARIABLES = new Set([
   'PAYLOAD_KEYS',
+  'APPROVAL_SIGNING_KEY',
   'TEMPORAL_API_KEY',
   'LLM_API_KEY',
   'JWT_SECRET',
+  'CODEC_DEV_TOKEN',
   'S3_ACCESS_KEY_ID_REF',
   'S3_SECRET_ACCESS_KEY_REF',
 ]);
@@ -333,6 +439,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (config.BLOB_BACKEND === 's3' && !config.S3_BUCKET) {
     throw new ConfigError([{ variable: 'S3_BUCKET', message: 'required when BLOB_BACKEND is s3' }]);
+  }
+  if (Boolean(config.APPROVAL_SIGNING_KEY) !== Boolean(config.APPROVAL_SIGNING_KEY_ID)) {
+    throw new ConfigError([
+      {
+        variable: config.APPROVAL_SIGNING_KEY ? 'APPROVAL_SIGNING_KEY_ID' : 'APPROVAL_SIGNING_KEY',
+        message: 'APPROVAL_SIGNING_KEY and APPROVAL_SIGNING_KEY_ID are set together',
+      },
+    ]);
   }
   if (config.PAYLOAD_KEYS && !config.PAYLOAD_KEY_ID) {
     throw new ConfigError([{ variable: 'PAYLOAD_KEY_ID', message: 'required when PAYLOAD_KEYS is set' }]);

@@ -11,7 +11,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { cp, mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -20,10 +21,16 @@ import { createDb, migrate } from '../common/db.js';
 import { bootstrapAdminKey } from './bootstrap.js';
 import { ensureBubblewrap } from '../mcp/workspace-server/bubblewrap.js';
 import { createTemporalClient } from '../temporal/connection.js';
-import { startDevServer, type DevServer } from '../temporal/dev-server.js';
+import { isTemporalUp, startDevServer, type DevServer } from '../temporal/dev-server.js';
+import { CODEC_DEV_PATH, devCodecEndpoint } from '../api/routes/codec.js';
 import { ensureAuditCheckpointSchedule, ensureBlobRetentionSchedule } from '../temporal/schedules.js';
 
 const run = promisify(execFile);
+// The demo submits a local `workspace` under AGENCY_HOME/demo: the one local root this session allows (the migration
+// path; register repositories otherwise). The API and the workers inherit it. An operator's own setting wins.
+process.env.LOCAL_WORKSPACE_ROOTS ||= JSON.stringify({
+  '*': [path.join(process.env.AGENCY_HOME || path.join(PROJECT_ROOT, '.agency'), 'demo')],
+});
 const config = loadConfigOrExit();
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const children: ChildProcess[] = [];
@@ -47,6 +54,10 @@ async function stopAll(code: number): Promise<never> {
     );
     if (temporal?.started) {
       await temporal.stop();
+      // The dev session's codec token lives as long as the server whose Web UI carries it.
+      await rm(path.join(config.AGENCY_HOME, `codec-dev-token-${config.TEMPORAL_ADDRESS.split(':')[1] ?? '7233'}`), {
+        force: true,
+      });
       say('stopped the Temporal dev server (its state is kept in ' + config.AGENCY_HOME + ')');
     }
   }
@@ -98,6 +109,23 @@ function startChild(name: string, script: string): ChildProcess {
   return child;
 }
 
+/**
+ * The dev session's codec token (api/routes/codec.ts). A server this command starts gets a fresh one, kept (0600) beside
+ * its state while it runs, so a later `npm run dev` that reuses the running server gives the API the token its Web UI
+ * was started with.
+ */
+async function devCodecToken(address: string, file: string): Promise<string> {
+  if (await isTemporalUp(address)) {
+    const kept = (await readFile(file, 'utf8').catch(() => '')).trim();
+    if (/^[A-Za-z0-9_-]{32,128}$/.test(kept)) return kept;
+    say(`note: the running Temporal server's Web UI was not started by npm run dev: it may not decrypt payloads`);
+  }
+  const token = randomBytes(32).toString('base64url');
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, token, { mode: 0o600 });
+  return token;
+}
+
 async function waitFor(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -139,16 +167,20 @@ try {
       : `command sandbox unavailable, commands will be refused: ${bwrap.reason}`,
   );
   const [host = '127.0.0.1', port = '7233'] = config.TEMPORAL_ADDRESS.split(':');
+  const apiBase = `http://${config.API_HOST === '0.0.0.0' ? '127.0.0.1' : config.API_HOST}:${config.API_PORT}`;
+  // Encrypted payloads: the Web UI decrypts them through the API's codec endpoint, with this dev session's token in
+  // the endpoint's path (the CLI's UI sends no token or cookie; api/routes/codec.ts accepts it from loopback only).
+  const codecToken = config.PAYLOAD_KEYS
+    ? await devCodecToken(`${host}:${port}`, path.join(config.AGENCY_HOME, `codec-dev-token-${port}`))
+    : undefined;
+  if (codecToken) process.env.CODEC_DEV_TOKEN = codecToken; // the API child reads it
   temporal = await startDevServer({
     host,
     port: Number(port),
     namespace: config.TEMPORAL_NAMESPACE,
     stateDir: config.AGENCY_HOME,
     log: say,
-    // Encrypted payloads: the Web UI decrypts them through the API's codec endpoint (api/routes/codec.ts).
-    codecEndpoint: config.PAYLOAD_KEYS
-      ? `http://${config.API_HOST === '0.0.0.0' ? '127.0.0.1' : config.API_HOST}:${config.API_PORT}/api/v1/codec`
-      : undefined,
+    codecEndpoint: codecToken ? devCodecEndpoint(apiBase, codecToken) : undefined,
   });
   const applied = await migrate(config.DATABASE_URL);
   // An admin key for this session (expires in 7 days); the API needs one for everything but /health.
@@ -165,6 +197,11 @@ try {
   const api = `http://${config.API_HOST === '0.0.0.0' ? '127.0.0.1' : config.API_HOST}:${config.API_PORT}`;
   await waitFor(`${api}/health`, 60_000);
   say(`API:    ${api}  (health: ${api}/health)`);
+  if (codecToken) {
+    say(
+      `codec:  the Web UI decrypts payloads through ${api}${CODEC_DEV_PATH}/… (this dev session's token, loopback and the UI's origin only)`,
+    );
+  }
   say(`admin API key for this session (tenant ${config.BOOTSTRAP_TENANT}, 7 days): ${apiKey}`);
   say(`        curl -H 'x-api-key: ${apiKey}' ${api}/api/v1/tasks`);
   const scheduler = await createTemporalClient(config);

@@ -7,14 +7,21 @@
  *   data:     IV (12) ‖ ciphertext ‖ GCM tag (16)
  * The key id is also the GCM additional data, so a payload cannot be relabelled to another key.
  * Encoding uses the active key; decoding picks the key named in the payload, so after a rotation (new active key,
- * old key kept in PAYLOAD_KEYS) old histories still decrypt. Payloads that are not encrypted pass through unchanged
- * (histories written before encryption was turned on stay readable). A payload whose key is not configured or whose
- * tag does not verify throws PayloadDecryptionError: never garbage.
+ * old key kept in PAYLOAD_KEYS) old histories still decrypt. A payload whose key is not configured or whose tag does
+ * not verify throws PayloadDecryptionError: never garbage.
+ *
+ * A payload that is not encrypted was not written by a holder of the keys (a signal from the CLI or the Web UI without
+ * the codec, say). Clients and workers (dataConverterFromConfig) decode it into a tagged value, never the value it
+ * carries: `{__agencyUntrustedPlaintext: true, encoding, sizeBytes}`, which workflows refuse and record
+ * (workflows/task/decision-proof.ts). Never a throw: a decode error on a signal would fail the workflow task at every
+ * replay. PAYLOAD_ACCEPT_PLAINTEXT=true (a migration setting) passes plaintext through as it is, so histories written
+ * before encryption was turned on stay readable; so does the Web UI's codec endpoint, which only displays.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { Config } from '../common/config.js';
+import { UNTRUSTED_PLAINTEXT_TAG } from '../workflows/task/decision-proof.js';
 
 export const ENCODING_ENCRYPTED = 'binary/encrypted';
 export const METADATA_KEY_ID = 'encryption-key-id';
@@ -43,13 +50,27 @@ export interface AesGcmCodecOptions {
   keys: ReadonlyMap<string, Uint8Array>;
   /** The id of the key new payloads are encrypted with. */
   activeKeyId: string;
+  /** What an unencrypted payload decodes into: itself (`pass`, the default) or a tagged, untrusted value (`tag`). */
+  plaintext?: 'pass' | 'tag';
+}
+
+/** The tagged value an unencrypted payload decodes into with `plaintext: 'tag'` (json/plain). */
+export function untrustedPlaintextPayload(payload: Payload): Payload {
+  const value = {
+    [UNTRUSTED_PLAINTEXT_TAG]: true,
+    encoding: text(payload.metadata?.[METADATA_ENCODING_KEY]) ?? 'unknown',
+    sizeBytes: payload.data?.length ?? 0,
+  };
+  return { metadata: { [METADATA_ENCODING_KEY]: utf8('json/plain') }, data: utf8(JSON.stringify(value)) };
 }
 
 export class AesGcmCodec implements PayloadCodec {
   readonly #keys: ReadonlyMap<string, Buffer>;
   readonly activeKeyId: string;
+  readonly plaintext: 'pass' | 'tag';
 
-  constructor({ keys, activeKeyId }: AesGcmCodecOptions) {
+  constructor({ keys, activeKeyId, plaintext = 'pass' }: AesGcmCodecOptions) {
+    this.plaintext = plaintext;
     const copy = new Map<string, Buffer>();
     for (const [id, key] of keys) {
       if (key.length !== KEY_BYTES)
@@ -94,7 +115,8 @@ export class AesGcmCodec implements PayloadCodec {
   }
 
   private decodeOne(payload: Payload): Payload {
-    if (text(payload.metadata?.[METADATA_ENCODING_KEY]) !== ENCODING_ENCRYPTED) return payload;
+    if (text(payload.metadata?.[METADATA_ENCODING_KEY]) !== ENCODING_ENCRYPTED)
+      return this.plaintext === 'tag' ? untrustedPlaintextPayload(payload) : payload;
     const keyId = text(payload.metadata?.[METADATA_KEY_ID]);
     if (!keyId) throw new PayloadDecryptionError(`encrypted payload has no ${METADATA_KEY_ID} in its metadata`);
     const cipherName = text(payload.metadata?.[METADATA_CIPHER]);
@@ -144,10 +166,16 @@ export function codecFromConfig(config: Pick<Config, 'PAYLOAD_KEYS' | 'PAYLOAD_K
   return new AesGcmCodec({ keys, activeKeyId: config.PAYLOAD_KEY_ID });
 }
 
-/** `{ payloadCodecs }` for a Client or Worker dataConverter, or undefined when payloads are not encrypted. */
+/**
+ * `{ payloadCodecs }` for a Client or Worker dataConverter, or undefined when payloads are not encrypted. Unencrypted
+ * payloads decode into the untrusted tag, unless PAYLOAD_ACCEPT_PLAINTEXT is true.
+ */
 export function dataConverterFromConfig(
-  config: Pick<Config, 'PAYLOAD_KEYS' | 'PAYLOAD_KEY_ID'>,
+  config: Pick<Config, 'PAYLOAD_KEYS' | 'PAYLOAD_KEY_ID'> & Partial<Pick<Config, 'PAYLOAD_ACCEPT_PLAINTEXT'>>,
 ): { payloadCodecs: PayloadCodec[] } | undefined {
   const codec = codecFromConfig(config);
-  return codec ? { payloadCodecs: [codec] } : undefined;
+  if (!codec) return undefined;
+  const plaintext = config.PAYLOAD_ACCEPT_PLAINTEXT ? 'pass' : 'tag';
+  const keys = new Map([...(config.PAYLOAD_KEYS ?? [])].map(([id, secret]) => [id, secret.reveal()] as const));
+  return { payloadCodecs: [new AesGcmCodec({ keys, activeKeyId: codec.activeKeyId, plaintext })] };
 }

@@ -43,6 +43,10 @@ import { ToolClients } from './tools/clients.js';
 import { createToolLayer, type DiscoveryResult } from './tools/index.js';
 import { getServer, storeDiscovery, type DiscoveredTool, type ToolServer } from '../../common/tool-registry.js';
 import { createWorkspaces, sweepIdleWorkspaces } from './workspace.js';
+import { createRepositoryActivities } from './repository.js';
+import { localSource } from '../source.js';
+import { releaseBlobRefs } from '../../common/blob-store/index.js';
+import type { WorkspaceSource } from '../../workflows/task/definitions.js';
 
 const git = promisify(execFile);
 
@@ -58,7 +62,7 @@ export interface ExecutionDeps {
     | 'SANDBOX_MAX_PROCESSES'
     | 'SANDBOX_MEMORY_BYTES'
   > &
-    Partial<Pick<Config, 'WORKSPACE_IDLE_TTL'>>;
+    Partial<Pick<Config, 'WORKSPACE_IDLE_TTL' | 'REPOSITORY_FILE_ROOTS'>>;
   /** Activity logs (with the task's correlation id); silent when not given. */
   log?: Logger;
   /** MCP connections of this worker (made here when not given; closed with closeToolClients). */
@@ -238,6 +242,12 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
     sweepers.add(sweep);
   }
   const tools = createToolLayer({ db, clients, log });
+  const repositories = createRepositoryActivities({
+    db,
+    fileRoots: config.REPOSITORY_FILE_ROOTS ?? {},
+    workspaces,
+    log,
+  });
 
   /**
    * Two tools that claim the same capability must agree on a read-only call: the alternate is called too, and a
@@ -287,6 +297,8 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
   }
 
   return {
+    ...repositories,
+
     /**
      * Clones the workspace repository into a new workspace of this execution run and stores its base bundle, so any
      * worker can rebuild it (reused when a retry finds it ready). The workspace's id is the run's: a reset run gets
@@ -294,8 +306,10 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
      */
     async prepareWorkspace(
       task: TaskRef,
-      workspace: string,
+      source: WorkspaceSource,
     ): Promise<{ workdir: string; baseCommit: string; workspace: WorkspaceRef }> {
+      // A fetched repository (a bundle in the blob store) or the deprecated local path.
+      const workspace = await localSource(db, source);
       if (!(await exists(path.join(workspace, '.git')))) {
         throw ApplicationFailure.nonRetryable(`workspace ${workspace} is not a git repository`, 'InvalidWorkspace');
       }
@@ -470,9 +484,9 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
     /** The coordinator at plan time: every step bound, edit conflicts resolved or escalated, privileged calls listed. */
     async resolveToolPlan(
       task: TaskRef,
-      input: { workspace: string; steps: SpecStep[]; allowedLevel: SecurityLevel; planHash: string },
+      input: { workspace: WorkspaceSource; steps: SpecStep[]; allowedLevel: SecurityLevel; planHash: string },
     ): Promise<ToolPlan> {
-      return tools.resolvePlan(task, input);
+      return tools.resolvePlan(task, { ...input, workspace: await localSource(db, input.workspace) });
     },
 
     /** Discovers one registered server (POST /api/v1/tools/servers/:id/refresh, through toolDiscoveryWorkflow). */
@@ -540,6 +554,8 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
      * keep its bundles. Copies other workers made are swept when idle (sweepIdleWorkspaces). Safe to call twice.
      */
     async cleanupWorkspace(task: TaskRef, workspace?: Pick<WorkspaceRef, 'id' | 'tenantId'>): Promise<void> {
+      // The fetched repository's bundle (fetchRepository), if any, is no longer needed by this task.
+      await releaseBlobRefs(db, task.tenantId, { kind: 'task-source', id: task.executionKey });
       if (workspace) {
         await clients.closeWorkspace(workspaces.dirOf(workspace));
         await workspaces.release(workspace);

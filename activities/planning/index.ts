@@ -8,15 +8,18 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/activity';
+import { loadApprovalPublicKeys } from '../../common/approval-keys.js';
 import { appendAuditEvent, taskAudit } from '../../common/audit.js';
 import { putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
+import { localSource } from '../source.js';
 import type { Db } from '../../common/db.js';
 import { hashJson } from '../../common/hash.js';
 import type { Logger } from '../../common/logger.js';
 import { riskScore, tasksCompletedTotal } from '../../common/metrics.js';
 import type { AgentTurn } from '../../workflows/execution/definitions.js';
-import type { ArtifactRef, RiskSummary, TaskRef } from '../../workflows/task/definitions.js';
+import type { ArtifactRef, RiskSummary, TaskRef, WorkspaceSource } from '../../workflows/task/definitions.js';
+import type { ApprovalPublicKeys } from '../../workflows/task/decision-proof.js';
 import { WaiverSchema, type Waiver } from '../../workflows/task/policy.js';
 import { parseWorkingSpec, type SpecStep, type WorkingSpec } from '../../workflows/task/spec.js';
 import { activityLogger, SILENT } from '../logging.js';
@@ -119,7 +122,7 @@ export function createPlanningActivities({ db, config, model: override, log = SI
      */
     async planTask(
       task: TaskRef,
-      req: { workspace: string; spec?: WorkingSpec; title: string; description: string },
+      req: { workspace: WorkspaceSource; spec?: WorkingSpec; title: string; description: string },
     ): Promise<PlanOutcome> {
       const now = new Date().toISOString();
       const usage: PlanUsage = { tokens: 0, costUsd: 0 };
@@ -130,12 +133,14 @@ export function createPlanningActivities({ db, config, model: override, log = SI
         parsed = parseWorkingSpec(req.spec, { now });
         source = 'request';
       } else {
-        const text = await readFile(path.join(req.workspace, SPEC_FILE), 'utf8').catch(() => undefined);
+        // A fetched repository is read from its bundle (this worker's cache); a local path as it is.
+        const workspace = await localSource(db, req.workspace);
+        const text = await readFile(path.join(workspace, SPEC_FILE), 'utf8').catch(() => undefined);
         if (text !== undefined) {
           parsed = loadWorkingSpec(text, SPEC_FILE, { now });
           source = 'workspace';
         } else if (modelAvailable) {
-          const files = await git('git', ['ls-files'], { cwd: req.workspace, maxBuffer: 16 * 1024 * 1024 }).then(
+          const files = await git('git', ['ls-files'], { cwd: workspace, maxBuffer: 16 * 1024 * 1024 }).then(
             (r) => r.stdout,
             () => '',
           );
@@ -321,6 +326,11 @@ export function createPlanningActivities({ db, config, model: override, log = SI
       const final = FINAL_TASK_EVENT.exec(action);
       if (final) tasksCompletedTotal.inc({ status: final[1] });
       activityLogger(log, task)[final?.[1] === 'failed' ? 'warn' : 'info']({ action }, 'task event recorded');
+    },
+
+    /** The public keys signed decisions are checked against (a workflow asks when it meets an unknown key id). */
+    async approvalPublicKeys(): Promise<ApprovalPublicKeys> {
+      return loadApprovalPublicKeys(config);
     },
 
     /** Stores a JSON document as a content-addressed artifact of the task's tenant. */

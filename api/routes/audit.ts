@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { auditHeadSeq, getAuditEvent, queryAuditEvents, verifyAuditChain } from '../../common/audit.js';
 import type { AppDeps } from '../app.js';
 import { notFound, validate } from '../errors.js';
+import { Timestamp } from '../input.js';
 import { principalOf, requireRole } from '../principal.js';
 
 export const AUDIT_PAGE_MAX = 500;
@@ -20,8 +21,8 @@ const Filters = {
   actor: z.string().min(1).max(200).optional(),
   action: z.string().min(1).max(200).optional(),
   workflow_id: z.string().min(1).max(256).optional(),
-  since: z.iso.datetime({ offset: true }).optional(),
-  until: z.iso.datetime({ offset: true }).optional(),
+  since: Timestamp.optional(),
+  until: Timestamp.optional(),
 };
 const sinceBeforeUntil = (q: { since?: string; until?: string }): boolean =>
   !q.since || !q.until || Date.parse(q.since) < Date.parse(q.until);

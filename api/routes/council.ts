@@ -77,7 +77,7 @@ export function councilRoutes(deps: AppDeps): Router {
       res.json({
         sessionId: d.workflowId,
         taskWorkflowId: parent,
-        ...(await decide(handle, decision, body, principalOf(res).subject)),
+        ...(await decide(handle, decision, body, principalOf(res), deps.config)),
       });
     });
   }

@@ -8,13 +8,14 @@ import { createApiKey, ensureTenant, listApiKeys, revokeApiKey, ROLES } from '..
 import { appendAuditEvent } from '../../common/audit.js';
 import type { AppDeps } from '../app.js';
 import { conflict, HttpProblem, notFound, validate } from '../errors.js';
+import { Timestamp } from '../input.js';
 import { principalOf, requireRole } from '../principal.js';
 
 export const CreateKeySchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, dot, dash, underscore'),
     roles: z.array(z.enum(ROLES)).min(1),
-    expires_at: z.iso.datetime({ offset: true }).optional(),
+    expires_at: Timestamp.optional(),
   })
   .strict();
 export const CreateTenantSchema = z

@@ -25,6 +25,7 @@ import * as keys from './keys.js';
 import * as waivers from './waivers.js';
 import * as tools from '../../common/tool-registry.js';
 import * as toolRoutesModule from './tools.js';
+import * as repositories from '../../common/repositories.js';
 
 export const OPENAPI_PATH = '/api/v1/openapi.json';
 
@@ -242,6 +243,20 @@ export const OPERATIONS: readonly Operation[] = [
     errors: [404, 409],
     temporal: true,
   },
+  {
+    method: 'post',
+    path: '/api/v1/tasks/:id/approval-token',
+    summary:
+      'A decision signed for the caller (this task, this hash, once, until it expires), to send as the input of the ' +
+      '`approve` or `reject` signal from the Web UI or the CLI',
+    tag: 'tasks',
+    access: 'approver',
+    params: taskId,
+    body: schemas.ApprovalTokenBodySchema,
+    ok: { status: 200, description: '{id, workflowId, signal, input, expires, cli}: `input` is the signal input' },
+    errors: [404, 409, 503],
+    temporal: true,
+  },
   ...(['approve', 'reject'] as const).map((decision): Operation => ({
     method: 'post',
     path: `/api/v1/tasks/:id/${decision}`,
@@ -363,6 +378,46 @@ export const OPERATIONS: readonly Operation[] = [
     ok: { status: 200, description: 'the waiver' },
     errors: [404, 409],
   })),
+  // ---- repositories (a tenant's resources; a task names one)
+  {
+    method: 'get',
+    path: '/api/v1/repositories',
+    summary: 'List the tenant’s registered repositories',
+    tag: 'repositories',
+    access: 'viewer',
+    ok: { status: 200, description: 'the repositories' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/repositories',
+    summary:
+      'Register a repository (https://, ssh://, or file:// under a root configured for the tenant) with credentials by secret reference',
+    tag: 'repositories',
+    access: 'admin',
+    body: repositories.RepositoryInputSchema,
+    ok: { status: 201, description: 'registered' },
+    errors: [409],
+  },
+  {
+    method: 'get',
+    path: '/api/v1/repositories/:id',
+    summary: 'One of the tenant’s repositories',
+    tag: 'repositories',
+    access: 'viewer',
+    params: { id: repositories.RepositoryIdSchema },
+    ok: { status: 200, description: 'the repository' },
+    errors: [404],
+  },
+  {
+    method: 'delete',
+    path: '/api/v1/repositories/:id',
+    summary: 'Remove one of the tenant’s repositories (running tasks keep the source they fetched)',
+    tag: 'repositories',
+    access: 'admin',
+    params: { id: repositories.RepositoryIdSchema },
+    ok: { status: 204, description: 'removed' },
+    errors: [404],
+  },
   // ---- tools (the MCP tool registry)
   {
     method: 'get',

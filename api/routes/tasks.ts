@@ -16,6 +16,7 @@ import {
   getTask,
   getTaskAudit,
   getTaskResult,
+  issueApprovalToken,
   listTaskArtifacts,
   listTasks,
   openTaskArtifact,
@@ -98,6 +99,10 @@ export function taskRoutes(deps: AppDeps): Router {
 
   router.post('/api/v1/tasks/:id/clarify', requireRole(TASK_ROLES.clarify), async (req, res) => {
     res.status(202).json(await clarifyTask(deps, principalOf(res), req.params.id, req.body));
+  });
+
+  router.post('/api/v1/tasks/:id/approval-token', requireRole(TASK_ROLES.decide), async (req, res) => {
+    res.status(200).json(await issueApprovalToken(deps, principalOf(res), req.params.id, req.body));
   });
 
   for (const decision of ['approve', 'reject'] as const) {

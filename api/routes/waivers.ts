@@ -8,6 +8,7 @@ import { appendAuditEvent } from '../../common/audit.js';
 import type { Db } from '../../common/db.js';
 import type { AppDeps } from '../app.js';
 import { conflict, HttpProblem, notFound, validate } from '../errors.js';
+import { Timestamp } from '../input.js';
 import { principalOf, requireRole } from '../principal.js';
 
 export const WaiverId = z.string().regex(/^WV-\d{4,}$/, 'waiver ids look like WV-0001');
@@ -21,7 +22,7 @@ export const CreateSchema = z
     reason: z.string().min(10).max(2000),
     impact_level: z.enum(['low', 'medium', 'high', 'critical']),
     mitigation: z.string().min(5).max(2000),
-    expires_at: z.iso.datetime({ offset: true }),
+    expires_at: Timestamp,
     budget_delta: z
       .object({ max_files: z.number().int().min(0).optional(), max_loc: z.number().int().min(0).optional() })
       .strict()
@@ -36,7 +37,7 @@ export const UpdateSchema = z
   .object({
     reason: z.string().min(10).max(2000).optional(),
     mitigation: z.string().min(5).max(2000).optional(),
-    expires_at: z.iso.datetime({ offset: true }).optional(),
+    expires_at: Timestamp.optional(),
   })
   .strict();
 export const DecisionSchema = z.object({ reason: z.string().max(2000).optional() }).strict();

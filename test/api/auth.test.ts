@@ -9,6 +9,7 @@ import type { Express } from 'express';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/app.js';
+import { OPERATIONS } from '../../api/routes/openapi.js';
 import { createApiKey, type Role } from '../../common/api-keys.js';
 import type { Config } from '../../common/config.js';
 import { freePort } from '../helpers/ports.js';
@@ -45,6 +46,7 @@ const ROUTE_ROLES: Record<string, Access> = {
   'POST /api/v1/tasks/:id/resume': 'operator',
   'POST /api/v1/tasks/:id/cancel': 'operator',
   'POST /api/v1/tasks/:id/clarify': 'operator',
+  'POST /api/v1/tasks/:id/approval-token': 'approver',
   'POST /api/v1/tasks/:id/approve': 'approver',
   'POST /api/v1/tasks/:id/reject': 'approver',
   'GET /api/v1/council/sessions': 'viewer',
@@ -64,6 +66,10 @@ const ROUTE_ROLES: Record<string, Access> = {
   'GET /api/v1/tools/servers/:id': 'viewer',
   'POST /api/v1/tools/servers/:id/refresh': 'admin',
   'PATCH /api/v1/tools/servers/:id': 'admin',
+  'GET /api/v1/repositories': 'viewer',
+  'POST /api/v1/repositories': 'admin',
+  'GET /api/v1/repositories/:id': 'viewer',
+  'DELETE /api/v1/repositories/:id': 'admin',
   'GET /api/v1/keys': 'admin',
   'POST /api/v1/keys': 'admin',
   'POST /api/v1/keys/:id/revoke': 'admin',
@@ -317,7 +323,8 @@ describe('authentication, roles and tenants', () => {
           fc.constant('WV-0001'),
           fc.constant('a'.repeat(64)),
         ),
-        fc.oneof(fc.jsonValue(), fc.object(), fc.string()),
+        // Any text, U+0000 and lone surrogates too (PostgreSQL can store neither).
+        fc.oneof(fc.jsonValue(), fc.object(), fc.string(), fc.jsonValue({ stringUnit: 'binary' })),
         async (route, param, body) => {
           const [method, path] = route.split(' ') as [string, string];
           const url = path.replace(/:(\w+)/g, () => encodeURIComponent(param));
@@ -333,6 +340,121 @@ describe('authentication, roles and tenants', () => {
         },
       ),
       { numRuns: 400, seed: 20261122 },
+    );
+    expect(failures).toEqual([]);
+  });
+
+  it('when a path is malformed, a list gets a cursor it never gave out, or text PostgreSQL cannot hold, then 400', async () => {
+    const checks: [string, number][] = [
+      ['/api/v1/tasks?cursor=zzz', 400],
+      ['/api/v1/council/sessions?cursor=zzz', 400],
+      ['/api/v1/council/sessions/%ff', 400],
+      ['/api/v1/tasks/%ff', 400],
+      ['/api/v1/tasks/%', 400],
+      ['/api/v1/waivers/%e2%82', 400],
+      ['/api/v1/tasks/x/artifacts/%ff', 400],
+      ['/api/v1/audit/events?actor=%00', 400],
+      ['/api/v1/audit/events?workflow_id=a%00b', 400],
+      ['/api/v1/audit/events?since=0000-01-01T00:00:00Z', 400],
+      ['/api/v1/audit/export?until=0000-12-31T23:59:59%2B01:00', 400],
+      ['/api/v1/waivers?%00=1', 400],
+    ];
+    const bodies: [string, unknown][] = [
+      ['/api/v1/tenants', { id: 't-nul', name: 'a\u0000b' }],
+      ['/api/v1/tenants', { id: 't-surrogate', name: 'a\ud800b' }],
+      ['/api/v1/keys', { name: 'nul', roles: ['viewer'], expires_at: '0000-01-01T00:00:00Z' }],
+    ];
+    for (const [url, body] of bodies) {
+      const res = await as(keys.admin, url, { method: 'POST', body: JSON.stringify(body) });
+      expect([url, JSON.stringify(body), res.status]).toEqual([url, JSON.stringify(body), 400]);
+      expect(await res.json()).toMatchObject({ status: 400, title: 'Bad Request' });
+    }
+    for (const [url, status] of checks) {
+      const res = await as(keys.admin, url);
+      const body = (await res.json()) as { status: number; title: string; instance: string };
+      expect([url, res.status, res.headers.get('content-type')]).toEqual([
+        url,
+        status,
+        expect.stringContaining('application/problem+json'),
+      ]);
+      expect(body).toMatchObject({ status, title: 'Bad Request', instance: url });
+    }
+  });
+
+  it('when any operation in the OpenAPI document gets arbitrary path parameters and query strings, then never 5xx', async () => {
+    // A key of its own: the body fuzz above spends most of the admin key's per-minute budget.
+    const key = (await createApiKey(api.db, { tenantId: 'default', name: 'fuzz-params', roles: ['admin'] })).key;
+    /** encodeURIComponent, except that a lone surrogate becomes its (invalid) UTF-8 bytes rather than a throw. */
+    const encode = (s: string): string => {
+      try {
+        return encodeURIComponent(s);
+      } catch {
+        return '%ED%A0%80';
+      }
+    };
+    const base64url = (v: unknown): string => Buffer.from(JSON.stringify(v) ?? 'null').toString('base64url');
+    /** Raw text as it goes on the wire: valid, malformed (%ff, a lone %, a cut UTF-8 sequence) or encoded anything. */
+    const raw = fc.oneof(
+      fc.constantFrom(
+        '%ff',
+        '%',
+        '%e2%82',
+        '%00',
+        '%2e%2e',
+        '..',
+        '%2F',
+        '%C0%AF',
+        '%ED%A0%80',
+        'zzz',
+        'a'.repeat(300),
+      ),
+      fc.stringMatching(/^(?:%[0-9A-Fa-f]{0,2}|[A-Za-z0-9._~!$'()*+,;=:@-]){1,40}$/),
+      fc.string({ unit: 'binary', maxLength: 40 }).map(encode),
+      fc.constantFrom('WV-0001', 'a'.repeat(64), '00000000-0000-0000-0000-000000000000', '1', '0', '-1', '1e309'),
+    );
+    /** Query values: raw text as above, numbers and dates out of range, and cursors that decode to JSON. */
+    const value = fc.oneof(
+      raw,
+      fc.constantFrom('0000-01-01T00:00:00Z', '9999-12-31T23:59:59Z', '+275760-09-13T00:00:00Z', '100', '101'),
+      fc.constantFrom('99999999999999999999', '9223372036854775807', '9223372036854775808', 'completed', ''),
+      fc.jsonValue({ maxDepth: 2 }).map(base64url),
+      fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 }).map(base64url),
+    );
+    const operations = OPERATIONS.map((op) => ({
+      method: op.method.toUpperCase(),
+      path: op.path,
+      queryKeys: op.query ? Object.keys((op.query as unknown as { shape: Record<string, unknown> }).shape) : [],
+    }));
+    const failures: string[] = [];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...operations),
+        fc.array(raw, { minLength: 3, maxLength: 3 }),
+        fc.array(fc.tuple(fc.oneof(fc.constantFrom('cursor', 'limit', 'x'), fc.string({ maxLength: 8 })), value), {
+          maxLength: 4,
+        }),
+        fc.array(fc.tuple(fc.nat(), value), { maxLength: 4 }),
+        async (op, params, extra, known) => {
+          let i = 0;
+          const path = op.path.replace(/:(\w+)/g, () => params[i++ % params.length]!);
+          // Known query keys (each may repeat: an array), then arbitrary ones.
+          const pairs = [
+            ...known.flatMap(([n, v]) => (op.queryKeys.length ? [[op.queryKeys[n % op.queryKeys.length]!, v]] : [])),
+            ...extra.map(([k, v]) => [encode(k), v]),
+          ];
+          const url = pairs.length ? `${path}?${pairs.map(([k, v]) => `${k}=${v}`).join('&')}` : path;
+          const res = await as(key, url, {
+            method: op.method,
+            body: op.method === 'GET' || op.method === 'OPTIONS' ? undefined : '{}',
+          });
+          if (res.status === 200 && (res.headers.get('content-type') ?? '').includes('text/event-stream'))
+            await res.body?.cancel();
+          else await res.arrayBuffer();
+          if (res.status >= 500) failures.push(`${op.method} ${url} -> ${res.status}`);
+          return true;
+        },
+      ),
+      { numRuns: 500, seed: 20261202 },
     );
     expect(failures).toEqual([]);
   });

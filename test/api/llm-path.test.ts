@@ -578,7 +578,7 @@ describe('the language-model path, through the real openai client against a scri
         const user = chatRequestOf(request).user;
         const deploy = toolCallReply(
           'call_tool',
-          { tool: 'deploy', server: 'ops-fixture', arguments: { target: 'staging' } },
+          { tool: 'deploy', server: 'ops-fixture-again', arguments: { target: 'staging' } },
           USAGE.agent,
         );
         if (call.firstTurn || deployed(user) === 1) return deploy;
@@ -595,8 +595,8 @@ describe('the language-model path, through the real openai client against a scri
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
-          id: 'ops-fixture',
-          name: 'ops fixture',
+          id: 'ops-fixture-again',
+          name: 'ops fixture again',
           transport: 'stdio',
           command: 'node',
           args: [
@@ -626,8 +626,8 @@ describe('the language-model path, through the real openai client against a scri
       const done = await finalState(stack, id);
       expect(done.status, done.result?.reason).toBe('completed');
       expect(done.result!.steps.map((s) => s.detail)).toEqual([
-        expect.stringContaining('ops-fixture/deploy: deployed to staging'),
-        expect.stringContaining('ops-fixture/deploy: deployed to staging'),
+        expect.stringContaining('ops-fixture-again/deploy: deployed to staging'),
+        expect.stringContaining('ops-fixture-again/deploy: deployed to staging'),
         expect.stringContaining('workspace/apply_patch'),
       ]);
       // One request for a person, although the call was made in two execution runs.

@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import os from 'node:os';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAuditEvent, listAuditEvents } from '../../common/audit.js';
@@ -328,7 +329,7 @@ describe('tasks over HTTP against the real stack', () => {
   it('when the workspace is not a git repository, then the task fails saying so', async () => {
     const res = await post('/api/v1/tasks', {
       title: 'Nowhere',
-      workspace: '/nonexistent-workspace',
+      workspace: path.join(os.tmpdir(), `nonexistent-workspace-${Date.now()}`),
       spec: {
         id: 'FIX-2',
         title: 'Edit a file that is nowhere',

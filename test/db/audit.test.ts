@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendAuditEvent, GENESIS_HASH, listAuditEvents, verifyAuditChain } from '../../common/audit.js';
+import {
+  appendAuditEvent,
+  GENESIS_HASH,
+  listAuditEvents,
+  verifyAuditChain,
+  type AuditEvent,
+} from '../../common/audit.js';
 import { getArtifact, putArtifact } from '../../common/artifacts.js';
 import { createDb, migrate, type Db } from '../../common/db.js';
 import { sha256Hex } from '../../common/hash.js';
@@ -46,6 +52,37 @@ describe('PostgreSQL: migrations, audit trail, artifacts', () => {
     expect(x.id).toBe(y.id);
     const { rows } = await db.query('SELECT 1 FROM audit_events WHERE idempotency_key = $1', [key]);
     expect(rows).toHaveLength(1);
+  });
+
+  it('when many appends arrive at once, then they commit together, chained in call order, each key once', async () => {
+    const workflowId = `wf-batch-${Date.now()}`;
+    const key = `idem-batch-${Date.now()}`;
+    const settled = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) =>
+        appendAuditEvent(db, {
+          tenantId: 'default',
+          // One event the database refuses (the actor CHECK): it fails alone, the batch's others are appended.
+          actor: i === 17 ? 'nobody' : 'system',
+          action: 'test.batch',
+          workflowId,
+          idempotencyKey: i % 10 === 3 ? key : undefined,
+          payload: { i },
+        }),
+      ),
+    );
+    expect(settled.filter((s) => s.status === 'rejected')).toHaveLength(1);
+    expect((settled[17] as PromiseRejectedResult).reason).toMatchObject({ code: '23514' });
+    const events = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    // Inputs 3, 13, 23 and 33 share a key: one event, the first's.
+    const keyed = [3, 13, 23, 33].map((i) => (settled[i] as PromiseFulfilledResult<AuditEvent>).value);
+    expect(new Set(keyed.map((e) => e.id)).size).toBe(1);
+    expect(keyed[0]!.payload).toEqual({ i: 3 });
+    const stored = await listAuditEvents(db, { tenantId: 'default', workflowId });
+    expect(stored.map((e) => (e.payload as { i: number }).i)).toEqual(
+      Array.from({ length: 40 }, (_, i) => i).filter((i) => i !== 17 && ![13, 23, 33].includes(i)),
+    );
+    expect(new Set(events.map((e) => e.id)).size).toBe(stored.length);
+    expect(await verifyAuditChain(db)).toMatchObject({ ok: true });
   });
 
   it('when someone tries to update, delete or truncate audit events, then the database refuses', async () => {

@@ -30,7 +30,7 @@ import {
   testEnv,
   type RunningWorkers,
 } from '../helpers/stack.js';
-import { directTaskInput, startTaskWorkflow } from '../helpers/tasks.js';
+import { directTaskInput, signedApproval, startTaskWorkflow } from '../helpers/tasks.js';
 
 const { TimeoutType } = proto.temporal.api.enums.v1;
 const JUDGE_DELAY_MS = 3_000;
@@ -197,7 +197,7 @@ describe('the council worker killed while the judges vote', () => {
     expect(progress.pendingApproval!.reasons.join('; ')).toMatch(
       /council could not decide: votes lost to infrastructure/,
     );
-    await handle.signal(approveSignal, { approver: 'user:test', hash: progress.pendingApproval!.hash });
+    await handle.signal(approveSignal, await signedApproval(config, handle.workflowId, progress.pendingApproval!.hash));
     const result = await handle.result();
     expect(result.status, result.reason).toBe('completed');
     expect(result.verdicts.map((v) => [v.phase, v.verdict.decision])).toEqual([['result', 'accept']]);

@@ -39,6 +39,9 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     // Worker processes a test spawns serve no metrics port (several run at once); observability.test.ts starts its own.
     WORKER_METRICS_PORT: '0',
     LOG_LEVEL: 'silent',
+    // The tests' repositories are made under the temp directory (sampleRepo) and submitted as `workspace`: the
+    // migration path, allowed here explicitly (test/api/repositories.test.ts covers registered repositories).
+    LOCAL_WORKSPACE_ROOTS: JSON.stringify({ '*': [os.tmpdir()] }),
     ...overrides,
   };
 }

@@ -1,5 +1,8 @@
 /** HTTP helpers for task tests: submit, read, wait for a state, and small working-spec builders. */
+import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
+import { approvalSignerFor, signDecision } from '../../common/approval-keys.js';
+import type { SignedDecision } from '../../workflows/task/decision-proof.js';
 import type { Config } from '../../common/config.js';
 import { queueFor } from '../../temporal/task-queues.js';
 import { agentTaskWorkflow } from '../../workflows/index.js';
@@ -111,5 +114,37 @@ export function startTaskWorkflow(client: Client, config: Config, input: AgentTa
     workflowId: taskWorkflowId(input.id),
     taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
     memo: { tenantId: input.tenantId },
+  });
+}
+
+/**
+ * A decision signed as the API signs it (common/approval-keys.ts: the development key under SIGNING_KEY_DIR, which the
+ * workers trust too), for tests that signal agentTask through the Temporal client.
+ */
+export async function signedApproval(
+  config: Config,
+  workflowId: string,
+  hash: string,
+  {
+    decision = 'approve',
+    approver = 'user:test',
+    tenant = 'default',
+    ttlMs = 10 * 60_000,
+  }: { decision?: 'approve' | 'reject'; approver?: string; tenant?: string; ttlMs?: number } = {},
+): Promise<SignedDecision> {
+  const signer = await approvalSignerFor(config);
+  if (!signer) throw new Error('no approval signing key (set APPROVAL_SIGNING_KEY or leave NODE_ENV unset)');
+  const now = Date.now();
+  return signDecision(signer, {
+    v: 1,
+    task: workflowId,
+    tenant,
+    hash,
+    approver,
+    roles: ['approver'],
+    decision,
+    at: new Date(now).toISOString(),
+    expires: new Date(now + ttlMs).toISOString(),
+    nonce: randomUUID(),
   });
 }

@@ -17,7 +17,7 @@ import {
   testConfig,
   type RunningWorkers,
 } from '../helpers/stack.js';
-import { calculatorSpec, directTaskInput, startTaskWorkflow } from '../helpers/tasks.js';
+import { calculatorSpec, directTaskInput, signedApproval, startTaskWorkflow } from '../helpers/tasks.js';
 import type { WorkingSpec } from '../../workflows/task/spec.js';
 
 const { EventType, ResetReapplyType } = proto.temporal.api.enums.v1;
@@ -43,7 +43,7 @@ describe('a completed task reset from the Web UI', () => {
     const pending = await eventually(async () => (await handle.query(progressQuery)).pendingApproval, {
       what: 'the plan approval',
     });
-    await handle.signal(approveSignal, { approver: 'user:test', hash: pending.hash });
+    await handle.signal(approveSignal, await signedApproval(config, handle.workflowId, pending.hash));
   }
 
   async function diffOf(result: TaskResult): Promise<string> {

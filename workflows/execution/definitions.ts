@@ -2,8 +2,9 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { Waiver, GateEvaluation } from '../task/policy.js';
 import type { RiskTier, WorkingSpec } from '../task/spec.js';
-import type { ArtifactRef, GateOutcome, StepOutcome, TaskRef, Usage } from '../task/definitions.js';
+import type { ArtifactRef, GateOutcome, StepOutcome, TaskRef, Usage, WorkspaceSource } from '../task/definitions.js';
 import type { AgentToolInfo, ToolApprovalDecision, ToolBinding, ToolGrant } from './tools.js';
+import type { ApprovalPublicKeys, NonceState } from '../task/decision-proof.js';
 
 export interface DiffSummary {
   diffRef: ArtifactRef;
@@ -64,11 +65,16 @@ export interface ExecutionState {
   approvedCalls?: string[];
   /** The parent's answers to tool approval requests, by call key. */
   decisions?: Record<string, ToolApprovalDecision>;
+  /** Nonces of the signed tool decisions taken (carried across continue-as-new: a replay is refused). */
+  nonces?: NonceState;
 }
 
 export interface ExecutionInput {
   task: TaskRef;
-  workspace: string;
+  /** The public keys a forwarded tool decision's signature is checked against (the parent's). */
+  approvalKeys?: ApprovalPublicKeys;
+  /** Where the workspace is cloned from: a fetched repository's bundle, or the deprecated local path. */
+  workspace: WorkspaceSource;
   title: string;
   description: string;
   spec: WorkingSpec;

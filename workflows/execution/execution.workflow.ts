@@ -23,6 +23,7 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
+  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -33,6 +34,18 @@ import type { SpecStep } from '../task/spec.js';
 import { toolApprovalRequestSignal, type GateOutcome, type StepOutcome, type TaskRef } from '../task/definitions.js';
 import { proxyOn } from '../proxy.js';
 import { approvalKey, type ToolApprovalDecision, type ToolBinding, type ToolGrant } from './tools.js';
+import {
+  checkSignedDecision,
+  isUntrustedPlaintext,
+  SeenNonces,
+  type ApprovalPublicKeys,
+} from '../task/decision-proof.js';
+
+/**
+ * From this patch on, a tool approval forwarded by the parent must carry the person's signed decision for this call's
+ * approval hash, with a nonce this execution has not seen (a signal sent straight to the child is refused).
+ */
+const SIGNED_TOOL_DECISIONS_PATCH = 'signed-tool-decisions';
 import {
   executionPauseSignal,
   executionProgressQuery,
@@ -130,6 +143,13 @@ class ExecutionRun {
   readonly grant: ToolGrant;
   /** The parent's answers to this run's tool approval requests, by call key. */
   readonly decisions: Map<string, ToolApprovalDecision>;
+  /** The approval hash of each call a person is asked about now, by call key. */
+  readonly asked = new Map<string, string>();
+  /** Nonces of the signed tool decisions taken, carried across continue-as-new. */
+  readonly nonces: SeenNonces;
+  private refusals = 0;
+  private keys: ApprovalPublicKeys;
+  private keysAsked = false;
 
   constructor(readonly input: ExecutionInput) {
     const { execution, planning } = activities(input.handoverTimeoutMs ?? HANDOVER_MS);
@@ -152,6 +172,46 @@ class ExecutionRun {
     };
     this.paused = this.state.paused ?? false;
     this.decisions = new Map(Object.entries(this.state.decisions ?? {}));
+    this.nonces = new SeenNonces(this.state.nonces);
+    this.keys = { ...input.approvalKeys };
+  }
+
+  /** Why a tool decision from the `toolApprovalDecision` signal is refused; undefined when it is taken. */
+  async refusal(d: ToolApprovalDecision): Promise<string | undefined> {
+    if (isUntrustedPlaintext(d)) return 'an unencrypted payload while payload encryption is on';
+    const hash = this.asked.get(d.key);
+    if (hash === undefined) return `no approval is pending for ${String(d.key)}`;
+    if (!d.approved) return undefined; // a denial grants nothing (the parent's answer on a timeout is unsigned)
+    const parent = workflowInfo().parent?.workflowId ?? '';
+    const expected = { task: parent, tenant: this.task.tenantId, nowMs: Date.now() };
+    let check = checkSignedDecision(d.proof, this.keys, expected);
+    if (!check.ok && check.unknownKeyId !== undefined && !this.keysAsked) {
+      // A run started before its parent passed keys (or a key made since): the keys configured now, once.
+      this.keysAsked = true;
+      this.keys = { ...this.keys, ...(await this.planning.approvalPublicKeys()) };
+      check = checkSignedDecision(d.proof, this.keys, { ...expected, nowMs: Date.now() });
+    }
+    if (!check.ok) return check.reason;
+    if (check.grant.decision !== 'approve') return 'the signed decision is not an approval';
+    if (check.grant.hash !== hash) return `signed for another hash (${check.grant.hash.slice(0, 12)})`;
+    return this.nonces.use(check.grant, Date.now());
+  }
+
+  /** Records a refused tool decision (nothing changes; the call still waits). */
+  async refuse(d: ToolApprovalDecision, reason: string): Promise<void> {
+    const n = ++this.refusals;
+    const claim = (v: unknown): string | undefined => (typeof v === 'string' ? v.slice(0, 200) : undefined);
+    await this.planning.recordTaskEvent(
+      this.task,
+      'approval.refused',
+      {
+        approver: 'unverified',
+        claimedApprover: claim(d.proof?.grant?.approver) ?? claim(d.by),
+        key: claim(d.key),
+        note: `refused tool decision: ${reason}`,
+      },
+      `tool-refused-${workflowInfo().runId}-${n}`,
+    );
   }
 
   /** Where the workspace activities work: the portable workspace, or a legacy run's directory. */
@@ -189,6 +249,7 @@ class ExecutionRun {
           paused: this.paused,
           approvedCalls: this.grant.approvedCalls,
           decisions: Object.fromEntries(this.decisions),
+          nonces: this.nonces.toState(),
         },
       });
     }
@@ -200,6 +261,7 @@ class ExecutionRun {
     const parent = workflowInfo().parent;
     if (!parent) return { key, approved: false, by: 'platform', reason: 'no parent task to ask' };
     this.currentStep = `waiting for a person to approve ${binding.serverId}/${binding.tool}`;
+    this.asked.set(key, binding.approvalHash); // before the request: the answer may come in the same activation
     await getExternalWorkflowHandle(parent.workflowId).signal(toolApprovalRequestSignal, {
       executionId: workflowInfo().workflowId,
       step: index,
@@ -211,6 +273,7 @@ class ExecutionRun {
       approvalHash: binding.approvalHash,
     });
     await condition(() => this.decisions.has(key));
+    this.asked.delete(key);
     return this.decisions.get(key)!;
   }
 
@@ -329,7 +392,13 @@ function handleMessages(run: ExecutionRun): void {
   }));
   setHandler(executionPauseSignal, () => void (run.paused = true));
   setHandler(executionResumeSignal, () => void (run.paused = false));
-  setHandler(toolApprovalDecisionSignal, (d) => void run.decisions.set(d.key, d));
+  setHandler(toolApprovalDecisionSignal, async (d) => {
+    if (patched(SIGNED_TOOL_DECISIONS_PATCH)) {
+      const refused = await run.refusal(d);
+      if (refused !== undefined) return run.refuse(d, refused);
+    }
+    run.decisions.set(d.key, d);
+  });
 }
 
 /**

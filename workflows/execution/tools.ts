@@ -3,6 +3,7 @@
  * a step's binding to a registered tool, conflicts, and the plan-time result. Workflow-safe: no I/O.
  */
 import type { SpecStep } from '../task/spec.js';
+import type { SignedDecision } from '../task/decision-proof.js';
 
 export const SECURITY_LEVELS = ['read-only', 'standard', 'privileged'] as const;
 export type SecurityLevel = (typeof SECURITY_LEVELS)[number];
@@ -123,4 +124,6 @@ export interface ToolApprovalDecision {
   approved: boolean;
   by: string;
   reason?: string;
+  /** The person's signed decision (task/decision-proof.ts): an approval without one is refused by the child. */
+  proof?: SignedDecision;
 }

@@ -29,6 +29,7 @@ import {
   executeChild,
   startChild,
   isCancellation,
+  patched,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -48,6 +49,7 @@ import {
 } from '../execution/definitions.js';
 import type { ToolApprovalRequest, ToolPlan } from '../execution/tools.js';
 import { planApprovalReasons } from './approvals.js';
+import { isUntrustedPlaintext } from './decision-proof.js';
 import {
   approveSignal,
   cancelSignal,
@@ -100,6 +102,8 @@ interface ReviewedPlan extends Assessment {
 }
 
 export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResult> {
+  if (isUntrustedPlaintext(input))
+    throw ApplicationFailure.nonRetryable('an unencrypted input while payload encryption is on: refused', 'Untrusted');
   const run = new TaskRun(input);
   upsertSearchAttributes([{ key: TenantKey, value: input.tenantId }]);
   handleMessages(run);
@@ -114,9 +118,9 @@ function handleMessages(run: TaskRun): void {
   const { progress, approvals } = run;
   setHandler(progressQuery, () => progress);
   setHandler(clarifySignal, (c) => run.clarifications.clarify(c));
-  setHandler(approveSignal, (d) => void approvals.decide({ ...d, decision: 'approve' }));
-  setHandler(rejectSignal, (d) => void approvals.decide({ ...d, decision: 'reject' }));
-  setHandler(decideUpdate, (d) => approvals.decide(d));
+  setHandler(approveSignal, (d) => void approvals.receive(d, 'approve'));
+  setHandler(rejectSignal, (d) => void approvals.receive(d, 'reject'));
+  setHandler(decideUpdate, (d) => approvals.receive(d, 'decide'));
   setHandler(pauseSignal, async ({ by }) => {
     if (progress.paused || FINAL_STATUSES.includes(progress.status)) return;
     progress.paused = true;
@@ -157,6 +161,7 @@ async function decideToolCall(run: TaskRun, req: ToolApprovalRequest): Promise<v
     approved: d?.decision === 'approve',
     by: d?.approver ?? 'nobody',
     reason: d ? d.reason : withOutages(`no decision within ${run.settings.approvalTimeoutMs} ms`, run.approvals.missed),
+    ...(d?.proof ? { proof: d.proof } : {}),
   });
 }
 
@@ -225,8 +230,35 @@ async function pipeline(run: TaskRun): Promise<TaskResult> {
     submittedBy: run.input.submittedBy,
     specWarnings: run.input.specWarnings ?? [],
   });
+  // A registered repository is fetched once, at its ref, into the blob store: the task's source from here on.
+  if (run.input.repository) run.source = await run.execution.fetchRepository(run.task, run.input.repository);
   const end = await phases(run);
+  if (end.status === 'completed') await deliver(run);
   return finish(run, end.status, end.reason);
+}
+
+/**
+ * Opt-in delivery of an accepted result: one commit of the workspace's final tree on the repository's commit the task
+ * started from, pushed as agency/<task id>, its message naming the task and its verdicts. The diff artifact is kept.
+ */
+async function deliver(run: TaskRun): Promise<void> {
+  const { input } = run;
+  if (!input.repository || !input.deliver?.branch || typeof run.workspace !== 'object') return;
+  if (!patched('deliver-branch')) return;
+  run.setStatus('executing', 'delivering the result as a branch', 95);
+  const verdicts = run.result.verdicts.map(
+    (v) => `- ${v.phase}: ${v.verdict.decision} (council session ${v.sessionId}, signed ${v.signature.keyId})`,
+  );
+  const message = [
+    `agency: ${input.title}`,
+    '',
+    `Task ${input.id} (${run.info.workflowId}), submitted by ${input.submittedBy}.`,
+    `Repository ${input.repository.id} at ${input.repository.ref} (${run.baseCommit ?? 'unknown base'}).`,
+    '',
+    'Council verdicts:',
+    ...(verdicts.length ? verdicts : ['- none recorded']),
+  ].join('\n');
+  run.result.delivery = await run.execution.deliverBranch(run.task, input.repository, run.workspace, message);
 }
 
 /** Plan until the council lets it through, a person's approval if one is needed, then execute until accepted. */
@@ -257,7 +289,7 @@ async function planUntilAccepted(run: TaskRun): Promise<Stop | ReviewedPlan> {
 async function plan(run: TaskRun, spec: WorkingSpec | undefined): Promise<Stop | Planned> {
   const { input, task, planning } = run;
   const request = (current: WorkingSpec | undefined) => ({
-    workspace: input.workspace,
+    workspace: run.source,
     spec: current,
     title: input.title,
     description: input.description,
@@ -315,7 +347,7 @@ async function matchTools(run: TaskRun, plan: Planned): Promise<Pick<ReviewedPla
   run.setStatus('planning', 'matching tools to the plan', 12);
   const allowedLevel = plan.spec.tool_level ?? 'standard';
   const toolPlan = await run.execution.resolveToolPlan(run.task, {
-    workspace: run.input.workspace,
+    workspace: run.source,
     steps: plan.spec.steps,
     allowedLevel,
     planHash: plan.planHash,
@@ -448,7 +480,7 @@ function executionInput(run: TaskRun, r: ReviewedPlan, feedback: string[] | unde
   const { input, settings, result } = run;
   return {
     task: run.task,
-    workspace: input.workspace,
+    workspace: run.source,
     title: input.title,
     description: input.description,
     spec: { ...r.plan.spec, steps: r.toolPlan.steps },
@@ -473,6 +505,7 @@ function executionInput(run: TaskRun, r: ReviewedPlan, feedback: string[] | unde
     from: run.workspace,
     baseCommit: run.baseCommit,
     handoverTimeoutMs: settings.executionHandoverMs,
+    approvalKeys: run.approvals.publicKeys,
   };
 }
 

@@ -4,12 +4,14 @@
  * not decide, or of one privileged tool call (signals `approve`, `reject`, update `decide`); and a working spec when
  * the task is ambiguous or the council asked for changes (signal `clarify`). Workflow-safe.
  */
-import { condition, type ActivityInterfaceFor, type WorkflowInfo } from '@temporalio/workflow';
+import { condition, patched, type ActivityInterfaceFor, type WorkflowInfo } from '@temporalio/workflow';
 import type { PlanningActivities } from '../../activities/planning/index.js';
 import type { ToolPlan } from '../execution/tools.js';
 import type {
   AgentTaskInput,
+  ApprovalAttempt,
   ApprovalDecision,
+  DecisionMessage,
   PendingApproval,
   TaskProgress,
   TaskRef,
@@ -18,10 +20,33 @@ import type {
   TaskStatus,
 } from './definitions.js';
 import { lateDeadline } from './deadlines.js';
+import {
+  checkSignedDecision,
+  isUntrustedPlaintext,
+  SeenNonces,
+  type ApprovalPublicKeys,
+  type DecisionGrant,
+  type ProofCheck,
+  type SignedDecision,
+  type UntrustedPlaintext,
+} from './decision-proof.js';
 import { DEFAULT_TIER_POLICY } from './policy.js';
 import type { RiskTier, WorkingSpec } from './spec.js';
 
-export type Decision = ApprovalDecision & { decision: 'approve' | 'reject' };
+export type Decision = ApprovalDecision & {
+  decision: 'approve' | 'reject';
+  /** The signed decision it came from (passed on to the execution child with a tool decision). */
+  proof?: SignedDecision;
+};
+
+/**
+ * From this patch on, `approve`, `reject` and `decide` take only decisions signed by the API (decision-proof.ts); runs
+ * that received decisions before it replay as they ran.
+ */
+export const SIGNED_DECISIONS_PATCH = 'signed-decisions';
+/** How many times a run asks the `approvalPublicKeys` activity for keys it was not given (unknown key ids). */
+const MAX_KEY_LOOKUPS = 5;
+const CLAIM_CHARS = 200;
 export interface Clarification {
   spec: WorkingSpec;
   by: string;
@@ -32,10 +57,11 @@ export interface TaskHost {
   readonly task: TaskRef;
   /** The workflow info at start (its historyLength keys the clarification events). */
   readonly info: Pick<WorkflowInfo, 'historyLength'>;
+  readonly input: Pick<AgentTaskInput, 'approvalKeys'>;
   readonly settings: Pick<TaskSettings, 'approvalTimeoutMs' | 'clarificationTimeoutMs'>;
   readonly progress: TaskProgress;
   readonly result: Pick<TaskResult, 'approvals'>;
-  readonly planning: Pick<ActivityInterfaceFor<PlanningActivities>, 'recordTaskEvent'>;
+  readonly planning: Pick<ActivityInterfaceFor<PlanningActivities>, 'recordTaskEvent' | 'approvalPublicKeys'>;
   setStatus(status: TaskStatus, step: string): void;
   noteOutage(note: string): void;
 }
@@ -50,11 +76,102 @@ export class Approvals {
   private attempts = 0;
   /** When the last approval's deadline passed without a decision: what infrastructure consumed of it, if anything. */
   missed: string | undefined;
+  /** The public keys signed decisions verify against: the input's, plus what the activity answered. */
+  private keys: ApprovalPublicKeys;
+  private keyLookups = 0;
+  /** Nonces of the signed decisions seen (agentTask does not continue as new: they live as long as the run). */
+  readonly nonces = new SeenNonces(undefined);
 
-  constructor(private readonly run: TaskHost) {}
+  constructor(private readonly run: TaskHost) {
+    this.keys = { ...run.input.approvalKeys };
+  }
+
+  /** The keys known now (the execution child gets them to check forwarded tool decisions). */
+  get publicKeys(): ApprovalPublicKeys {
+    return { ...this.keys };
+  }
+
+  /**
+   * A message from `approve`, `reject` or `decide`. Only a decision signed by the API for this task, with a new nonce,
+   * reaches `decide`; anything else (unsigned, a bad signature, another task or tenant, expired, replayed, an
+   * unencrypted payload while encryption is on) is recorded as a refused attempt and changes nothing.
+   */
+  async receive(
+    message: DecisionMessage | UntrustedPlaintext,
+    via: 'approve' | 'reject' | 'decide',
+  ): Promise<{ accepted: boolean; note: string; status: TaskStatus }> {
+    if (!patched(SIGNED_DECISIONS_PATCH)) {
+      // A run that took decisions before signed decisions existed replays as it ran.
+      const legacy = message as ApprovalDecision & { decision: 'approve' | 'reject' };
+      return this.decide(via === 'decide' ? legacy : { ...legacy, decision: via });
+    }
+    const check = await this.verify(message, via);
+    if (!check.ok) return this.refuse(message, via, check.reason);
+    const { grant, keyId } = check;
+    return this.decide(
+      {
+        approver: grant.approver,
+        hash: grant.hash,
+        ...(grant.reason !== undefined ? { reason: grant.reason } : {}),
+        decision: grant.decision,
+        proof: message as SignedDecision,
+      },
+      { keyId, nonce: grant.nonce, roles: grant.roles, signedAt: grant.at },
+    );
+  }
+
+  private async verify(message: unknown, via: 'approve' | 'reject' | 'decide'): Promise<ProofCheck> {
+    const expected = { task: this.run.task.workflowId, tenant: this.run.task.tenantId, nowMs: Date.now() };
+    let check = checkSignedDecision(message, this.keys, expected);
+    if (!check.ok && check.unknownKeyId !== undefined && this.keyLookups < MAX_KEY_LOOKUPS) {
+      this.keyLookups++;
+      this.keys = { ...this.keys, ...(await this.run.planning.approvalPublicKeys()) };
+      check = checkSignedDecision(message, this.keys, { ...expected, nowMs: Date.now() });
+    }
+    if (!check.ok) return check;
+    // A verified decision is spent once it arrives, whatever becomes of it.
+    const replayed = this.nonces.use(check.grant, Date.now());
+    if (replayed) return { ok: false, reason: replayed };
+    if (via !== 'decide' && check.grant.decision !== via)
+      return { ok: false, reason: `a signed ${check.grant.decision} was sent as ${via}` };
+    return check;
+  }
+
+  /** Records an attempt that did not verify: the approver it names is a claim, and it changes nothing. */
+  private async refuse(
+    message: unknown,
+    via: 'approve' | 'reject' | 'decide',
+    reason: string,
+  ): Promise<{ accepted: boolean; note: string; status: TaskStatus }> {
+    const n = ++this.attempts;
+    const m = (isUntrustedPlaintext(message) || typeof message !== 'object' || message === null ? {} : message) as {
+      grant?: Partial<DecisionGrant>;
+      approver?: unknown;
+      hash?: unknown;
+      decision?: unknown;
+    };
+    const text = (v: unknown): string | undefined => (typeof v === 'string' ? v.slice(0, CLAIM_CHARS) : undefined);
+    const claimedApprover = text(m.grant?.approver) ?? text(m.approver);
+    const claimedDecision = m.grant?.decision ?? m.decision;
+    const attempt: ApprovalAttempt = {
+      approver: 'unverified',
+      ...(claimedApprover !== undefined ? { claimedApprover } : {}),
+      hash: text(m.grant?.hash) ?? text(m.hash) ?? '',
+      decision: via !== 'decide' ? via : claimedDecision === 'approve' ? 'approve' : 'reject',
+      accepted: false,
+      note: `refused: ${reason}`,
+      at: new Date().toISOString(),
+    };
+    this.run.result.approvals.push(attempt);
+    await this.run.planning.recordTaskEvent(this.run.task, 'approval.refused', { ...attempt }, `attempt-${n}`);
+    return { accepted: false, note: attempt.note, status: this.run.progress.status };
+  }
 
   /** `approve`, `reject` and `decide`: accepted only for the pending approval's hash, and only once; always recorded. */
-  async decide(d: Decision): Promise<{ accepted: boolean; note: string; status: TaskStatus }> {
+  async decide(
+    d: Decision,
+    verified?: ApprovalAttempt['verified'],
+  ): Promise<{ accepted: boolean; note: string; status: TaskStatus }> {
     const n = ++this.attempts;
     let accepted = false;
     let note: string;
@@ -67,7 +184,8 @@ export class Approvals {
       note = `${d.decision} accepted for the ${this.pending.kind}`;
       this.accepted = d;
     }
-    const attempt = { ...d, accepted, note, at: new Date().toISOString() };
+    const { proof: _proof, ...decision } = d;
+    const attempt = { ...decision, accepted, note, at: new Date().toISOString(), ...(verified ? { verified } : {}) };
     this.run.result.approvals.push(attempt);
     await this.run.planning.recordTaskEvent(
       this.run.task,
@@ -126,7 +244,9 @@ export class Clarifications {
   constructor(private readonly run: TaskHost) {}
 
   /** `clarify`: kept only while a clarification is pending. */
-  clarify({ spec, by }: Clarification): void {
+  clarify(c: Clarification | UntrustedPlaintext): void {
+    if (isUntrustedPlaintext(c)) return; // an unencrypted payload while encryption is on: not trusted
+    const { spec, by } = c;
     if (this.run.progress.pendingClarification) this.received = { spec, by };
   }
 

@@ -8,6 +8,7 @@ import { ConsensusStrategySchema, type FinalVerdict } from '../council/definitio
 import type { GateEvaluation, TrustScore } from './policy.js';
 import type { RiskTier, WorkingSpec } from './spec.js';
 import type { ToolApprovalRequest } from '../execution/tools.js';
+import type { ApprovalPublicKeys, SignedDecision } from './decision-proof.js';
 
 export const TASK_STATUSES = [
   'pending',
@@ -44,16 +45,41 @@ export type Budgets = z.infer<typeof BudgetsSchema>;
 /** A working spec as submitted: an object, or YAML/JSON text. The API checks it with parseWorkingSpec. */
 export const SpecInputSchema = z.union([z.string().min(1).max(1_000_000), z.record(z.string(), z.unknown())]);
 
+/** A registered repository's id (common/repositories.ts), unique per tenant. */
+export const RepositoryIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'the id of a registered repository: lower-case letters, digits and dashes');
+
+/** A branch, tag or other ref to fetch: no leading dash (never an option), no `..`, no spaces or `@{`, `:` or `\`. */
+export const GitRefSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(
+    /^(?!-)(?!.*\.\.)(?!.*@\{)(?!.*\/\/)(?!.*\.lock$)(?!\/)(?!.*\/$)[A-Za-z0-9._/+-]+$/,
+    'a git ref such as main or release/1.2',
+  );
+
 /** What a person (or CI, or an MCP client) submits. */
 export const TaskRequestSchema = z
   .object({
     id: TaskIdSchema.optional(),
     title: z.string().trim().min(3).max(200),
     description: z.string().max(20_000).default(''),
+    /** A registered repository of the caller's tenant (POST /api/v1/repositories), and the ref to work from. */
+    repository: RepositoryIdSchema.optional(),
+    ref: GitRefSchema.optional(),
+    /** Opt-in delivery: push the accepted result as the branch agency/<task id> to the repository. */
+    deliver: z.object({ branch: z.boolean() }).strict().optional(),
+    /**
+     * Deprecated: a local path on the workers' disk. Refused unless the operator allows local paths under
+     * LOCAL_WORKSPACE_ROOTS for the tenant (the migration path); name a `repository` instead.
+     */
     workspace: z
       .string()
       .min(1)
-      .refine((p) => p.startsWith('/'), 'must be an absolute path to a git repository'),
+      .refine((p) => p.startsWith('/'), 'must be an absolute path to a git repository')
+      .optional(),
     spec: SpecInputSchema.optional(),
     /** Unknown spec keys are errors instead of warnings. */
     strict_spec: z.boolean().default(false),
@@ -61,8 +87,48 @@ export const TaskRequestSchema = z
     budgets: BudgetsSchema.default({ max_steps: 100, max_tokens: 200_000, max_cost_usd: 5 }),
     consensus: ConsensusStrategySchema.default('weighted'),
   })
-  .strict();
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.repository === undefined && r.workspace === undefined)
+      ctx.addIssue({ code: 'custom', path: ['repository'], message: 'name a registered repository (its id)' });
+    if (r.repository !== undefined && r.workspace !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['workspace'], message: 'give a repository or a workspace, not both' });
+    if (r.repository === undefined && (r.ref !== undefined || r.deliver !== undefined))
+      ctx.addIssue({ code: 'custom', path: ['ref'], message: 'ref and deliver go with a repository' });
+  });
 export type TaskRequest = z.infer<typeof TaskRequestSchema>;
+
+/**
+ * The repository a task works on, as the workflow carries it: ids, the URL (never with credentials in it), the ref,
+ * and the *name* of the secret the execution workers read at clone and push time. Never the secret itself.
+ */
+export interface RepositorySource {
+  id: string;
+  url: string;
+  ref: string;
+  authSecretRef?: string;
+}
+
+/** The repository fetched at one commit, as a git bundle in the blob store (the task's source from then on). */
+export interface SourceSnapshot {
+  kind: 'bundle';
+  tenantId: string;
+  /** sha256 of the bundle blob. */
+  bundle: string;
+  commit: string;
+  repository: string;
+  ref: string;
+}
+
+/** Where a task's files come from: a local path (the deprecated `workspace`) or a fetched repository. */
+export type WorkspaceSource = string | SourceSnapshot;
+
+/** What delivery pushed: the branch and its commit (TaskResult.delivery). */
+export interface DeliveryOutcome {
+  repository: string;
+  branch: string;
+  commit: string;
+}
 
 /** Timers and limits of a run. Set by the API from its configuration, so tests keep long timers short. */
 export interface TaskSettings {
@@ -96,7 +162,12 @@ export interface AgentTaskInput {
   submittedBy: string;
   title: string;
   description: string;
+  /** The deprecated local path ('' when the task names a repository). */
   workspace: string;
+  /** The registered repository and ref (fetched by the execution pool at the start of the task). */
+  repository?: RepositorySource;
+  /** Opt-in delivery of the accepted result as a branch. */
+  deliver?: { branch: boolean };
   /** The checked working spec, when the request carried one. */
   spec?: WorkingSpec;
   specWarnings?: string[];
@@ -104,6 +175,8 @@ export interface AgentTaskInput {
   budgets: Budgets;
   consensus?: z.infer<typeof ConsensusStrategySchema>;
   settings?: Partial<TaskSettings>;
+  /** The public keys signed decisions are checked against (the API's, at start); unknown ids are asked of an activity. */
+  approvalKeys?: ApprovalPublicKeys;
 }
 
 /** Identifies a task to activities: tenant, ids, and the idempotency root for its side effects. */
@@ -193,7 +266,17 @@ export interface ApprovalAttempt extends ApprovalDecision {
   accepted: boolean;
   note: string;
   at: string;
+  /** A signed decision whose signature verified: the key, its nonce, the approver's roles when it was signed. */
+  verified?: { keyId: string; nonce: string; roles: string[]; signedAt: string };
+  /** A refused attempt that did not verify: the approver it named, a claim nobody vouches for (`approver` is `unverified`). */
+  claimedApprover?: string;
 }
+
+/**
+ * The input of `approve`, `reject` and `decide`: a decision signed by the API (decision-proof.ts). The unsigned shape
+ * (ApprovalDecision) is what runs from before signed decisions sent; today it is refused and recorded.
+ */
+export type DecisionMessage = SignedDecision | (ApprovalDecision & { decision?: 'approve' | 'reject' });
 
 export interface PendingApproval {
   kind: 'plan' | 'result' | 'tool';
@@ -235,6 +318,8 @@ export interface TaskResult {
    * votes lost to workers, deadlines that passed while no orchestration worker ran (deadlines.ts). Absent: none seen.
    */
   outages?: string[];
+  /** The branch pushed to the repository (opt-in delivery). */
+  delivery?: DeliveryOutcome;
 }
 
 export interface ProgressEvent {
@@ -260,18 +345,17 @@ export interface TaskProgress {
 
 export const progressQuery = defineQuery<TaskProgress>('progress');
 export const clarifySignal = defineSignal<[{ spec: WorkingSpec; by: string }]>('clarify');
-export const approveSignal = defineSignal<[ApprovalDecision]>('approve');
-export const rejectSignal = defineSignal<[ApprovalDecision]>('reject');
+export const approveSignal = defineSignal<[DecisionMessage]>('approve');
+export const rejectSignal = defineSignal<[DecisionMessage]>('reject');
 /** From the execution child: an agent turn wants a privileged tool; a person decides (pendingApproval kind `tool`). */
 export const toolApprovalRequestSignal = defineSignal<[ToolApprovalRequest]>('toolApprovalRequest');
 export const pauseSignal = defineSignal<[{ by: string }]>('pause');
 export const resumeSignal = defineSignal<[{ by: string }]>('resume');
 export const cancelSignal = defineSignal<[{ by: string; reason?: string }]>('cancel');
 /** The same decision as approve/reject, as an Update: the caller learns at once whether it was accepted. */
-export const decideUpdate = defineUpdate<
-  { accepted: boolean; note: string; status: TaskStatus },
-  [ApprovalDecision & { decision: 'approve' | 'reject' }]
->('decide');
+export const decideUpdate = defineUpdate<{ accepted: boolean; note: string; status: TaskStatus }, [DecisionMessage]>(
+  'decide',
+);
 
 export function taskWorkflowId(taskId: string): string {
   return `task-${taskId}`;

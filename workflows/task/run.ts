@@ -27,6 +27,7 @@ import {
   type TaskResult,
   type TaskSettings,
   type TaskStatus,
+  type WorkspaceSource,
 } from './definitions.js';
 
 const MAX_EVENTS_KEPT = 50;
@@ -78,9 +79,12 @@ export class TaskRun implements TaskHost {
   baseCommit: string | undefined;
   /** The id of the workspace the first execution prepared, known as soon as it starts. */
   workspaceId: string | undefined;
+  /** Where the task's files come from: the fetched repository (a bundle), else the deprecated local path. */
+  source: WorkspaceSource;
 
   constructor(readonly input: AgentTaskInput) {
     this.settings = { ...DEFAULT_TASK_SETTINGS, ...input.settings };
+    this.source = input.workspace;
     const { planning, execution } = activities();
     this.planning = planning;
     this.execution = execution;
