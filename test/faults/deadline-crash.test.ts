@@ -72,9 +72,21 @@ describe('the orchestration worker killed while a task waits for approval', () =
       timeoutMs: 60_000,
       what: 'the plan approval to be asked',
     });
+    // The deadline's timer is running (it starts once the request is recorded): only then no worker is left to see it.
+    const timerStartedMs = await eventually(
+      async () => {
+        const { events } = await handle.fetchHistory();
+        const started = events?.find(
+          (e) => Number(e.timerStartedEventAttributes?.startToFireTimeout?.seconds) * 1000 === APPROVAL_TIMEOUT_MS,
+        );
+        return started?.eventTime ? Number(started.eventTime.seconds) * 1000 : undefined;
+      },
+      { timeoutMs: 60_000, what: "the approval deadline's timer to start" },
+    );
+    expect(Date.parse(pending.deadline)).toBeLessThanOrEqual(timerStartedMs + APPROVAL_TIMEOUT_MS + 1_000);
     await killHard(first);
     // Past the deadline by more than a timer is ever late while a worker runs, then a worker again.
-    const until = Date.parse(pending.deadline) + LATE_TIMER_MS + 3_000;
+    const until = timerStartedMs + 1_000 + APPROVAL_TIMEOUT_MS + LATE_TIMER_MS + 3_000;
     await new Promise((r) => setTimeout(r, Math.max(0, until - Date.now())));
     orchestration();
 

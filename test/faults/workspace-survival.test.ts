@@ -106,7 +106,7 @@ describe('execution workers that share no disk', () => {
     expect(new Set(served.flat()).size).toBe(2);
     expect(served.some((identities) => new Set(identities).size === 2)).toBe(true);
     await Promise.all(pair.map(killHard));
-  });
+  }, 300_000);
 
   it('when the process that holds a task workspace is SIGKILLed mid-step, then the other process rebuilds it and the task completes with every step applied once', async () => {
     const [a, b] = [spawnPrivateWorker(executionEnv), spawnPrivateWorker(executionEnv)];
@@ -152,5 +152,5 @@ describe('execution workers that share no disk', () => {
     const identities = await servedBy(client, handle.workflowId);
     const survivor = [a, b].find((c) => c !== victim)!;
     expect(identities.at(-1)).toMatch(new RegExp(`^${survivor.pid}@`));
-  });
+  }, 300_000);
 });
