@@ -186,8 +186,9 @@ export function createMcpServer(deps: AppDeps, principal: Principal, correlation
     {
       title: 'Start a task',
       description:
-        'Starts a software-change task on a git repository (same input as POST /api/v1/tasks). title and workspace ' +
-        '(an absolute path to a git repository on the workers) are required; spec is a working spec (object or ' +
+        'Starts a software-change task on a git repository (same input as POST /api/v1/tasks). title and repository ' +
+        '(the id of a registered repository; ref picks a branch or tag) are required (a local workspace path only ' +
+        'where the operator allows it); spec is a working spec (object or ' +
         'YAML/JSON text); mode "strict" waits for a person to approve the plan, "dry-run" changes nothing. Answers ' +
         `the task id and workflow id; follow it with get_task. ${role('start')}`,
       inputSchema: TaskRequestSchema,

@@ -85,7 +85,11 @@ describe('the MCP server at /mcp', () => {
       ].sort(),
     );
     const start = tools.find((t) => t.name === 'start_task')!;
-    expect(start.inputSchema.required).toEqual(expect.arrayContaining(['title', 'workspace']));
+    // A task names a registered repository (or, during migration, a local workspace): neither is required alone.
+    expect(start.inputSchema.required).toEqual(expect.arrayContaining(['title']));
+    expect(Object.keys(start.inputSchema.properties ?? {})).toEqual(
+      expect.arrayContaining(['repository', 'ref', 'workspace']),
+    );
     expect(Object.keys(start.inputSchema.properties ?? {})).toEqual(
       expect.arrayContaining(['spec', 'mode', 'budgets', 'workspace']),
     );

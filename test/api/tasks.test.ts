@@ -329,7 +329,7 @@ describe('tasks over HTTP against the real stack', () => {
   it('when the workspace is not a git repository, then the task fails saying so', async () => {
     const res = await post('/api/v1/tasks', {
       title: 'Nowhere',
-      workspace: path.join(os.tmpdir(), `nonexistent-workspace-${Date.now()}`),
+      workspace: path.join(os.tmpdir(), 'nonexistent-workspace'),
       spec: {
         id: 'FIX-2',
         title: 'Edit a file that is nowhere',
