@@ -382,8 +382,11 @@ describe('authentication, roles and tenants', () => {
   });
 
   it('when any operation in the OpenAPI document gets arbitrary path parameters and query strings, then never 5xx', async () => {
-    // A key of its own: the body fuzz above spends most of the admin key's per-minute budget.
-    const key = (await createApiKey(api.db, { tenantId: 'default', name: 'fuzz-params', roles: ['admin'] })).key;
+    // Keys of their own (RATE_LIMIT_PER_MINUTE is 600 a key): the body fuzz above spends most of the admin key's.
+    const adminKey = async (name: string): Promise<string> =>
+      (await createApiKey(api.db, { tenantId: 'default', name, roles: ['admin'] })).key;
+    const sweepKey = await adminKey('sweep-params');
+    const fuzzKey = await adminKey('fuzz-params');
     /** encodeURIComponent, except that a lone surrogate becomes its (invalid) UTF-8 bytes rather than a throw. */
     const encode = (s: string): string => {
       try {
@@ -426,6 +429,28 @@ describe('authentication, roles and tenants', () => {
       queryKeys: op.query ? Object.keys((op.query as unknown as { shape: Record<string, unknown> }).shape) : [],
     }));
     const failures: string[] = [];
+    const call = async (key: string, method: string, url: string): Promise<void> => {
+      const res = await as(key, url, { method, body: method === 'GET' || method === 'OPTIONS' ? undefined : '{}' });
+      if (res.status === 200 && (res.headers.get('content-type') ?? '').includes('text/event-stream'))
+        await res.body?.cancel();
+      else await res.arrayBuffer();
+      if (res.status >= 500) failures.push(`${method} ${url} -> ${res.status}`);
+    };
+    // First every path parameter and every query key of every operation with each edge value, then random mixes.
+    const EDGES = ['%ff', '%', '%00', '%ED%A0%80', 'zzz', '-1', '99999999999999999999', 'e30', '0000-01-01T00:00:00Z'];
+    for (const op of operations) {
+      const params = op.path.match(/:\w+/g) ?? [];
+      for (const name of params) {
+        for (const edge of EDGES)
+          await call(
+            sweepKey,
+            op.method,
+            op.path.replace(/:\w+/g, (p) => (p === name ? edge : 'x1')),
+          );
+      }
+      const path = op.path.replace(/:\w+/g, 'x1');
+      for (const k of op.queryKeys) for (const edge of EDGES) await call(sweepKey, op.method, `${path}?${k}=${edge}`);
+    }
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...operations),
@@ -442,15 +467,11 @@ describe('authentication, roles and tenants', () => {
             ...known.flatMap(([n, v]) => (op.queryKeys.length ? [[op.queryKeys[n % op.queryKeys.length]!, v]] : [])),
             ...extra.map(([k, v]) => [encode(k), v]),
           ];
-          const url = pairs.length ? `${path}?${pairs.map(([k, v]) => `${k}=${v}`).join('&')}` : path;
-          const res = await as(key, url, {
-            method: op.method,
-            body: op.method === 'GET' || op.method === 'OPTIONS' ? undefined : '{}',
-          });
-          if (res.status === 200 && (res.headers.get('content-type') ?? '').includes('text/event-stream'))
-            await res.body?.cancel();
-          else await res.arrayBuffer();
-          if (res.status >= 500) failures.push(`${op.method} ${url} -> ${res.status}`);
+          await call(
+            fuzzKey,
+            op.method,
+            pairs.length ? `${path}?${pairs.map(([k, v]) => `${k}=${v}`).join('&')}` : path,
+          );
           return true;
         },
       ),

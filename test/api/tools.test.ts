@@ -380,7 +380,8 @@ describe('tools', () => {
           const conn = await target.connect();
           const query = conn.query.bind(conn) as (...a: unknown[]) => Promise<unknown>;
           (conn as unknown as { query: unknown }).query = (...a: unknown[]) =>
-            Array.isArray(a[1]) && a[1].includes('step.applied')
+            // The step's record, however appends are batched (its action is among the parameters).
+            JSON.stringify(a[1] ?? null).includes('"step.applied"')
               ? Promise.reject(new Error('worker died here'))
               : query(...a);
           return conn;
