@@ -492,7 +492,14 @@ export async function issueApprovalToken(
   principal: Principal,
   rawId: unknown,
   body: unknown,
-): Promise<{ id: string; workflowId: string; signal: 'approve' | 'reject'; input: SignedDecision; expires: string; cli: string }> {
+): Promise<{
+  id: string;
+  workflowId: string;
+  signal: 'approve' | 'reject';
+  input: SignedDecision;
+  expires: string;
+  cli: string;
+}> {
   authorize(principal, 'decide');
   const request = validate(ApprovalTokenBodySchema, body);
   const { id, description } = await runningTask(deps, principal, rawId);

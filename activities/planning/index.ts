@@ -315,8 +315,11 @@ export function createPlanningActivities({ db, config, model: override, log = SI
       payload: Record<string, unknown>,
       suffix?: string,
     ): Promise<void> {
+      // A refused, unverified attempt names no one (approver `unverified`, its claim aside): the system records it.
       const actor =
-        action.startsWith('approval.') && typeof payload.approver === 'string' ? payload.approver : 'system';
+        action.startsWith('approval.') && typeof payload.approver === 'string' && payload.approver.startsWith('user:')
+          ? payload.approver
+          : 'system';
       await appendAuditEvent(db, {
         ...taskAudit(task, actor),
         action,

@@ -16,6 +16,7 @@ import { listAuditEvents } from '../../common/audit.js';
 import type { Config } from '../../common/config.js';
 import type { JudgeVerdict } from '../../workflows/council/definitions.js';
 import type { CouncilSession } from '../../workflows/council/session.js';
+import { executionWorkflowId, toolApprovalDecisionSignal } from '../../workflows/execution/definitions.js';
 import { taskWorkflowId, type TaskProgress, type TaskResult } from '../../workflows/task/definitions.js';
 import {
   chatRequestOf,
@@ -554,6 +555,30 @@ describe('the language-model path, through the real openai client against a scri
         body: JSON.stringify({ hash: 'f'.repeat(64) }),
       });
       expect(stale.status).toBe(409);
+      // A tool approval sent straight to the execution child, unsigned, in any name: refused and recorded there.
+      const child = stack.api.temporal.workflow.getHandle(executionWorkflowId(taskWorkflowId(id), 1));
+      await child.signal(toolApprovalDecisionSignal, {
+        key: pending.toolCalls![0]!.key,
+        approved: true,
+        by: 'user:ceo-of-everything',
+      });
+      const refusedInChild = await eventually(
+        async () =>
+          (await listAuditEvents(stack.workers.db, { tenantId: 'default', workflowId: taskWorkflowId(id) })).find(
+            (e) =>
+              e.action === 'approval.refused' &&
+              String((e.payload as { note?: unknown }).note).startsWith('refused tool decision'),
+          ),
+        { what: "the child's refusal" },
+      );
+      expect(refusedInChild.actor).toBe('system');
+      expect(refusedInChild.payload).toMatchObject({
+        approver: 'unverified',
+        claimedApprover: 'user:ceo-of-everything',
+        note: expect.stringMatching(/^refused tool decision: unsigned/) as unknown,
+      });
+      const stillWaiting = await json<{ progress?: TaskProgress }>(await stack.api.fetch(`/api/v1/tasks/${id}`));
+      expect(stillWaiting.progress?.pendingApproval?.hash).toBe(pending.hash);
       const ok = await stack.api.fetch(`/api/v1/tasks/${id}/approve`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

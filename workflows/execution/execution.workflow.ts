@@ -182,6 +182,7 @@ class ExecutionRun {
     const hash = this.asked.get(d.key);
     if (hash === undefined) return `no approval is pending for ${String(d.key)}`;
     if (!d.approved) return undefined; // a denial grants nothing (the parent's answer on a timeout is unsigned)
+    if (d.proof === undefined) return "unsigned: an approval carries the person's signed decision";
     const parent = workflowInfo().parent?.workflowId ?? '';
     const expected = { task: parent, tenant: this.task.tenantId, nowMs: Date.now() };
     let check = checkSignedDecision(d.proof, this.keys, expected);
