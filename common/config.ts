@@ -135,7 +135,11 @@ const approvalPublicKeys = z.string().transform((value, ctx) => {
     const id = colon > 0 ? entry.slice(0, colon) : '';
     const encoded = entry.slice(colon + 1);
     if (!PAYLOAD_KEY_ID.test(id) || Buffer.from(encoded, 'base64').length !== 32 || keys[id] !== undefined) {
-      ctx.issues.push({ code: 'custom', message: `"${entry}" is not a new "id:base64-32-byte-public-key"`, input: value });
+      ctx.issues.push({
+        code: 'custom',
+        message: `"${entry}" is not a new "id:base64-32-byte-public-key"`,
+        input: value,
+      });
       return z.NEVER;
     }
     keys[id] = Buffer.from(encoded, 'base64').toString('base64');

@@ -180,6 +180,8 @@ try {
     namespace: config.TEMPORAL_NAMESPACE,
     stateDir: config.AGENCY_HOME,
     log: say,
+    // The UI is served where TEMPORAL_UI_URL says (its origin is the one the codec's CORS allows), default 8233.
+    uiPort: Number(new URL(config.TEMPORAL_UI_URL).port) || undefined,
     codecEndpoint: codecToken ? devCodecEndpoint(apiBase, codecToken) : undefined,
   });
   const applied = await migrate(config.DATABASE_URL);
