@@ -35,6 +35,19 @@ export interface DevServerOptions {
   firstOutputTimeoutMs?: number;
   /** How long after its first log line the server has to answer (default 60 s). */
   answerTimeoutMs?: number;
+  /**
+   * SQLite pragmas (`--sqlite-pragma`). Default: TEMPORAL_SQLITE_PRAGMAS (comma-separated), else
+   * journal_mode=wal,synchronous=normal: a write-ahead log, synced at checkpoints, so writers stop waiting on an fsync
+   * each. A killed server loses nothing committed; an OS crash may lose the last transactions (a dev server's state).
+   */
+  sqlitePragmas?: string[];
+}
+
+const DEFAULT_SQLITE_PRAGMAS = 'journal_mode=wal,synchronous=normal';
+
+function sqlitePragmasOf(opts: DevServerOptions): string[] {
+  const listed = opts.sqlitePragmas ?? (process.env.TEMPORAL_SQLITE_PRAGMAS ?? DEFAULT_SQLITE_PRAGMAS).split(',');
+  return listed.map((p) => p.trim()).filter(Boolean);
 }
 
 export interface DevServer {
@@ -163,6 +176,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     'warn',
     ...(ui ? ['--ui-port', String(uiPort)] : ['--headless']),
     ...(ui && opts.codecEndpoint ? ['--ui-codec-endpoint', opts.codecEndpoint] : []),
+    ...sqlitePragmasOf(opts).flatMap((p) => ['--sqlite-pragma', p]),
   ];
   const logPath = path.join(opts.stateDir, `temporal-${port}.log`);
   const offset = await sizeOf(logPath); // the log is appended to across restarts: this start's lines begin here
