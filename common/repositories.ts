@@ -349,6 +349,14 @@ export async function runGit(
     const e = err as { stderr?: string; message: string };
     const said = scrub((e.stderr || e.message).trim().slice(-2000), access.secrets);
     const shown = args.map((a) => scrub(redactUrl(a), access.secrets)).join(' ');
+    // The network or the server failing for now is retried (Temporal's retry policy); anything else is the request's.
+    // No cause attached: git's raw error is not scrubbed of the secrets.
+    // eslint-disable-next-line preserve-caught-error
+    if (TRANSIENT_GIT_FAILURE.test(said)) throw new Error(`git ${shown} failed for now: ${said}`);
     throw new RepositoryRefused(`git ${shown} failed: ${said}`);
   }
 }
+
+/** What git prints when the network or the remote is down for now, not when the request is wrong. */
+export const TRANSIENT_GIT_FAILURE =
+  /Could not resolve host|Connection (timed out|refused|reset)|Operation timed out|returned error: 5\d\d|early EOF|RPC failed|Failed to connect/i;
