@@ -1,6 +1,6 @@
 /**
  * Records histories of real agentTask runs into test/replay/histories/, for the replay test.
- *   npm run test:record-histories -- <tag>
+ *   npm run test:record-histories -- <tag> [scenario …]
  * The tag names the new histories (task-record-<tag>-completed…), so recording adds histories next to the ones
  * recorded before a change (which must go on replaying); a file that exists already is never overwritten.
  * Starts its own headless Temporal dev server and a scratch database, runs the workers in-process, carries each
@@ -10,6 +10,7 @@ import { execFile } from 'node:child_process';
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
@@ -23,7 +24,13 @@ import { queueFor } from '../../temporal/task-queues.js';
 import { createPoolWorkers } from '../../workers/pools.js';
 import { installRuntime } from '../../workers/runtime.js';
 import { agentTaskWorkflow } from '../../workflows/index.js';
-import type { AgentTaskInput } from '../../workflows/task/definitions.js';
+import {
+  approveSignal,
+  progressQuery,
+  type AgentTaskInput,
+  type PendingApproval,
+} from '../../workflows/task/definitions.js';
+import { signedApproval } from '../helpers/tasks.js';
 import { freePort } from '../helpers/ports.js';
 
 const run = promisify(execFile);
@@ -73,6 +80,7 @@ try {
     budgets: { max_steps: 100, max_tokens: 0, max_cost_usd: 0 },
   });
   const tag = process.argv[2] ? `${process.argv[2]}-` : '';
+  const only = process.argv.slice(3);
   const scenarios: Record<string, AgentTaskInput> = {
     // The demo: the spec comes from the workspace's .caws/working-spec.yaml; gates pass.
     'agent-task-completed': base(`record-${tag}completed`, await sample()),
@@ -91,14 +99,22 @@ try {
         gates: [{ name: 'tests', run: ['node', '--test'] }],
       },
     },
+    // Strict: a person approves the plan with a decision signed as the API signs it (workflows/task/decision-proof.ts).
+    'agent-task-approved': { ...base(`record-${tag}approved`, await sample()), mode: 'strict' },
   };
   for (const [name, input] of Object.entries(scenarios)) {
+    if (only.length && !only.includes(name)) continue;
     const handle = await client.workflow.start(agentTaskWorkflow, {
       args: [input],
       workflowId: `task-${input.id}`,
       taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
       memo: { tenantId: 'default' },
     });
+    if (input.mode === 'strict') {
+      let pending: PendingApproval | undefined;
+      while (!(pending = (await handle.query(progressQuery)).pendingApproval)) await sleep(200);
+      await handle.signal(approveSignal, await signedApproval(config, handle.workflowId, pending.hash));
+    }
     const result = await handle.result();
     const history = await handle.fetchHistory();
     // The file is named by the workflow id: replay derives child workflow ids from it.
