@@ -10,6 +10,7 @@
 import type { RequestHandler, Response } from 'express';
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { authenticateKey, ROLES, tenantExists, type Role } from '../common/api-keys.js';
+import { appendAuditEvent } from '../common/audit.js';
 import type { Config } from '../common/config.js';
 import type { Db } from '../common/db.js';
 import { HttpProblem } from './errors.js';
@@ -96,6 +97,25 @@ export function principalOf(res: Response): Principal {
   const principal = res.locals.principal as Principal | undefined;
   if (!principal) throw new Error('authentication did not run before this route');
   return principal;
+}
+
+/** Records what the caller did to `subject`, in its tenant, as itself, under the request's correlation id. */
+export async function auditByCaller(
+  db: Db,
+  res: Response,
+  action: string,
+  subject: string,
+  payload: Record<string, unknown>,
+): Promise<void> {
+  const p = principalOf(res);
+  await appendAuditEvent(db, {
+    tenantId: p.tenantId,
+    actor: p.subject,
+    action,
+    subject,
+    correlationId: res.locals.correlationId as string,
+    payload,
+  });
 }
 
 /** Whether the principal has the role; admin implies every role. */

@@ -22,11 +22,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { appendAuditEvent, createCheckpoint, verifyAuditChain } from '../common/audit.js';
 import { createDb, migrate } from '../common/db.js';
 import { loadOrCreateSigningKey } from '../common/signing.js';
 import { summarize } from './stats.js';
+import { scratchDatabase } from './stack.js';
 
 const { values } = parseArgs({
   options: {
@@ -51,22 +51,7 @@ const runs = [
 ];
 const progress = (line: string): void => void process.stderr.write(`[bench:audit] ${line}\n`);
 
-const adminUrl =
-  process.env.BENCH_DATABASE_ADMIN_URL ??
-  process.env.TEST_DATABASE_ADMIN_URL ??
-  'postgres://postgres@127.0.0.1:5432/postgres';
-const dbName = `agency_bench_audit_${process.pid}`;
-const databaseUrl = adminUrl.replace(/\/[^/]*$/, `/${dbName}`);
-
-async function dropDatabase(): Promise<void> {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
-}
+const { adminUrl, name: dbName, url: databaseUrl, drop: dropDatabase } = scratchDatabase('audit');
 
 interface Level {
   writers: number;

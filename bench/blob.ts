@@ -32,6 +32,7 @@ import { createDb, migrate, type Db } from '../common/db.js';
 import { startS3Server, type S3Server } from '../common/blob-store/s3-server.js';
 import { s3BlobStore } from '../common/blob-store/s3.js';
 import type { BlobStore } from '../common/blob-store/types.js';
+import { scratchDatabase } from './stack.js';
 
 const { values } = parseArgs({
   options: { 'size-mb': { type: 'string', default: '200' }, runs: { type: 'string', default: '1' } },
@@ -132,22 +133,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const adminUrl =
-  process.env.BENCH_DATABASE_ADMIN_URL ??
-  process.env.TEST_DATABASE_ADMIN_URL ??
-  'postgres://postgres@127.0.0.1:5432/postgres';
-const dbName = `agency_bench_blob_${process.pid}`;
-const databaseUrl = adminUrl.replace(/\/[^/]*$/, `/${dbName}`);
-
-async function dropDatabase(): Promise<void> {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
-}
+const { adminUrl, name: dbName, url: databaseUrl, drop: dropDatabase } = scratchDatabase('blob');
 
 interface Row {
   backend: 'postgres' | 's3';

@@ -26,7 +26,7 @@ import { runCouncilBench, runRealCouncil, type CouncilBenchResult, type RealCoun
 import { collectSpans, type Spans } from './history.js';
 import { runCeiling, shapeOfTask, type CeilingResult } from './ceiling.js';
 import { councilSessionDurations, runLoad, type LoadResult } from './load.js';
-import { Cleanup, sampleFixDiff, sampleRepo, startBenchStack, type BenchStack } from './stack.js';
+import { Cleanup, sampleFixDiff, sampleRepo, sampleRepos, startBenchStack, type BenchStack } from './stack.js';
 import { mean, quantile, summarize } from './stats.js';
 
 /** The pipeline's throughput as a share of its ceiling: the goal the benchmark reports (not a test). */
@@ -161,12 +161,7 @@ try {
   }
 
   progress(`preparing ${opts.tasks} sample repositories (not timed)`);
-  const workspaces: string[] = [];
-  for (let i = 0; i < opts.tasks; i += 4) {
-    workspaces.push(
-      ...(await Promise.all(Array.from({ length: Math.min(4, opts.tasks - i) }, () => sampleRepo(scratch)))),
-    );
-  }
+  const workspaces = await sampleRepos(scratch, opts.tasks);
 
   progress(
     `load: posting ${opts.tasks} tasks concurrently, polling each every ${opts.pollMs} ms (deadline ${opts.timeoutS} s)`,

@@ -135,6 +135,18 @@ export async function waitForPollers(
   }
 }
 
+/** A bench's scratch database, named for this process: its admin URL, name, URL, and how to drop it. */
+export function scratchDatabase(
+  kind: string,
+  adminUrl = process.env.BENCH_DATABASE_ADMIN_URL ??
+    process.env.TEST_DATABASE_ADMIN_URL ??
+    'postgres://postgres@127.0.0.1:5432/postgres',
+) {
+  const name = `agency_bench_${kind}_${process.pid}`;
+  const url = adminUrl.replace(/\/[^/]*$/, `/${name}`);
+  return { adminUrl, name, url, drop: () => dropDatabase(adminUrl, name) };
+}
+
 export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
@@ -259,6 +271,15 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
 }
 
 /** A fresh git repository holding a copy of samples/<name> (as test/helpers/stack.ts sampleRepo does). */
+/** `n` sample repositories under `parent`, made four at a time. */
+export async function sampleRepos(parent: string, n: number): Promise<string[]> {
+  const repos: string[] = [];
+  for (let i = 0; i < n; i += 4) {
+    repos.push(...(await Promise.all(Array.from({ length: Math.min(4, n - i) }, () => sampleRepo(parent)))));
+  }
+  return repos;
+}
+
 export async function sampleRepo(parent: string, name = 'calculator'): Promise<string> {
   const dir = await mkdtemp(path.join(parent, `${name}-`));
   await cp(path.join(PROJECT_ROOT, 'samples', name), dir, { recursive: true });

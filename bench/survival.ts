@@ -48,7 +48,7 @@ import pg from 'pg';
 import { ALL_POOLS, PROJECT_ROOT, type Pool } from '../common/config.js';
 import { privateDiskSupport, spawnPrivateWorker } from '../test/helpers/private-worker.js';
 import { runLoad, type LoadResult, type TaskSample } from './load.js';
-import { Cleanup, sampleRepo, startBenchStack, waitExit, waitForPollers, type BenchStack } from './stack.js';
+import { Cleanup, sampleRepos, startBenchStack, waitExit, waitForPollers, type BenchStack } from './stack.js';
 
 // ---- options ------------------------------------------------------------------------------------------------------
 function intEnv(name: string, def: number, min: number): number {
@@ -364,12 +364,7 @@ try {
   progress(`execution workers poll: pids ${workers.map((w) => w?.pid).join(', ')}`);
 
   progress(`preparing ${opts.tasks} sample repositories (not timed)`);
-  const workspaces: string[] = [];
-  for (let i = 0; i < opts.tasks; i += 4) {
-    workspaces.push(
-      ...(await Promise.all(Array.from({ length: Math.min(4, opts.tasks - i) }, () => sampleRepo(scratch)))),
-    );
-  }
+  const workspaces = await sampleRepos(scratch, opts.tasks);
 
   progress(
     `posting ${opts.tasks} demo tasks (mode ${opts.mode}) at once; ${opts.kills} kill(s) of an execution worker ahead`,

@@ -84,18 +84,6 @@ export function createWorkspaces(db: Db, workspacesDir: string): Workspaces {
     return ref.sha256;
   }
 
-  /** Runs `fn` with a blob written to a temporary file (git reads bundles from files). */
-  async function withBlobFile<T>(tenantId: string, sha256: string, fn: (file: string) => Promise<T>): Promise<T> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'agency-bundle-'));
-    try {
-      const file = path.join(dir, 'b.bundle');
-      await pipeline(await blobStoreOf(db).get(tenantId, sha256), createWriteStream(file));
-      return await fn(file);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  }
-
   async function withTempFile<T>(fn: (file: string) => Promise<T>): Promise<T> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'agency-bundle-'));
     try {
@@ -103,6 +91,14 @@ export function createWorkspaces(db: Db, workspacesDir: string): Workspaces {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /** Runs `fn` with a blob written to a temporary file (git reads bundles from files). */
+  function withBlobFile<T>(tenantId: string, sha256: string, fn: (file: string) => Promise<T>): Promise<T> {
+    return withTempFile(async (file) => {
+      await pipeline(await blobStoreOf(db).get(tenantId, sha256), createWriteStream(file));
+      return fn(file);
+    });
   }
 
   return {

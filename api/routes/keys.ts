@@ -5,11 +5,10 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { createApiKey, ensureTenant, listApiKeys, revokeApiKey, ROLES } from '../../common/api-keys.js';
-import { appendAuditEvent } from '../../common/audit.js';
 import type { AppDeps } from '../app.js';
 import { conflict, HttpProblem, notFound, validate } from '../errors.js';
 import { Timestamp } from '../input.js';
-import { principalOf, requireRole } from '../principal.js';
+import { auditByCaller, principalOf, requireRole } from '../principal.js';
 
 export const CreateKeySchema = z
   .object({
@@ -28,17 +27,8 @@ export const KeyId = z.uuid('a key id');
 
 export function keyRoutes({ db, config }: AppDeps): Router {
   const router = Router();
-  const audit = (res: Response, action: string, subject: string, payload: Record<string, unknown>) => {
-    const p = principalOf(res);
-    return appendAuditEvent(db, {
-      tenantId: p.tenantId,
-      actor: p.subject,
-      action,
-      subject,
-      correlationId: res.locals.correlationId as string,
-      payload,
-    });
-  };
+  const audit = (res: Response, action: string, subject: string, payload: Record<string, unknown>) =>
+    auditByCaller(db, res, action, subject, payload);
 
   router.get('/api/v1/keys', requireRole('admin'), async (_req, res) => {
     res.json({ items: await listApiKeys(db, principalOf(res).tenantId) });

@@ -4,7 +4,6 @@
  * its secret reference names). Another tenant's repository is a 404. Every change is audited.
  */
 import { Router, type Response } from 'express';
-import { appendAuditEvent } from '../../common/audit.js';
 import {
   confineFileRepository,
   deleteRepository,
@@ -20,7 +19,7 @@ import {
 } from '../../common/repositories.js';
 import type { AppDeps } from '../app.js';
 import { conflict, HttpProblem, notFound, validate } from '../errors.js';
-import { principalOf, requireRole } from '../principal.js';
+import { auditByCaller, principalOf, requireRole } from '../principal.js';
 
 function view(r: Repository) {
   return {
@@ -44,17 +43,8 @@ export function repositoryRoutes({ db, config }: Pick<AppDeps, 'db' | 'config'>)
     return repo;
   };
 
-  const audit = (res: Response, action: string, id: string, payload: Record<string, unknown>) => {
-    const p = principalOf(res);
-    return appendAuditEvent(db, {
-      tenantId: p.tenantId,
-      actor: p.subject,
-      action,
-      subject: id,
-      correlationId: res.locals.correlationId as string,
-      payload,
-    });
-  };
+  const audit = (res: Response, action: string, subject: string, payload: Record<string, unknown>) =>
+    auditByCaller(db, res, action, subject, payload);
 
   router.get('/api/v1/repositories', requireRole('viewer'), async (_req, res) => {
     res.json({ items: (await listRepositories(db, principalOf(res).tenantId)).map(view) });

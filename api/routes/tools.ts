@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import { Router, type Response } from 'express';
 import { z } from 'zod';
-import { appendAuditEvent } from '../../common/audit.js';
 import {
   getServer,
   insertServer,
@@ -22,7 +21,7 @@ import { queueFor } from '../../temporal/task-queues.js';
 import { toolDiscoveryWorkflow, toolDiscoveryWorkflowId } from '../../workflows/tools/tool-discovery.workflow.js';
 import type { AppDeps } from '../app.js';
 import { conflict, notFound, validate } from '../errors.js';
-import { principalOf, requireRole } from '../principal.js';
+import { auditByCaller, principalOf, requireRole } from '../principal.js';
 
 export const PatchServerSchema = z.object({ enabled: z.boolean() }).strict();
 
@@ -90,17 +89,8 @@ export function toolRoutes({ db, temporal, config }: AppDeps): Router {
     return detail((await getServer(db, tenantId, server.id))!);
   };
 
-  const audit = (res: Response, action: string, id: string, payload: Record<string, unknown>) => {
-    const p = principalOf(res);
-    return appendAuditEvent(db, {
-      tenantId: p.tenantId,
-      actor: p.subject,
-      action,
-      subject: id,
-      correlationId: res.locals.correlationId as string,
-      payload,
-    });
-  };
+  const audit = (res: Response, action: string, subject: string, payload: Record<string, unknown>) =>
+    auditByCaller(db, res, action, subject, payload);
 
   router.get('/api/v1/tools/servers', requireRole('viewer'), async (_req, res) => {
     const servers = await listServers(db, principalOf(res).tenantId);

@@ -4,12 +4,10 @@
  */
 import { Router, type Response } from 'express';
 import { z } from 'zod';
-import { appendAuditEvent } from '../../common/audit.js';
-import type { Db } from '../../common/db.js';
 import type { AppDeps } from '../app.js';
 import { conflict, HttpProblem, notFound, validate } from '../errors.js';
 import { Timestamp } from '../input.js';
-import { principalOf, requireRole } from '../principal.js';
+import { auditByCaller, principalOf, requireRole } from '../principal.js';
 
 export const WaiverId = z.string().regex(/^WV-\d{4,}$/, 'waiver ids look like WV-0001');
 export const CreateSchema = z
@@ -75,18 +73,6 @@ function view(r: WaiverRow, now = Date.now()) {
   };
 }
 
-async function audit(db: Db, res: Response, action: string, id: string, payload: Record<string, unknown>) {
-  const p = principalOf(res);
-  await appendAuditEvent(db, {
-    tenantId: p.tenantId,
-    actor: p.subject,
-    action,
-    subject: id,
-    correlationId: res.locals.correlationId as string,
-    payload,
-  });
-}
-
 export function waiverRoutes({ db }: AppDeps): Router {
   const router = Router();
   const load = async (res: Response, raw: string): Promise<WaiverRow> => {
@@ -135,7 +121,7 @@ export function waiverRoutes({ db }: AppDeps): Router {
       ],
     );
     if (!inserted.rows[0]) throw conflict(`waiver ${w.id} already exists`);
-    await audit(db, res, 'waiver.created', w.id, {
+    await auditByCaller(db, res, 'waiver.created', w.id, {
       gates: w.gates,
       impact_level: w.impact_level,
       expires_at: w.expires_at,
@@ -160,7 +146,7 @@ export function waiverRoutes({ db }: AppDeps): Router {
         WHERE tenant_id = $1 AND id = $2 RETURNING *`,
       [principalOf(res).tenantId, current.id, body.reason ?? null, body.mitigation ?? null, body.expires_at ?? null],
     );
-    await audit(db, res, 'waiver.updated', current.id, { ...body });
+    await auditByCaller(db, res, 'waiver.updated', current.id, { ...body });
     res.json(view(rows[0]!));
   });
 
@@ -174,7 +160,7 @@ export function waiverRoutes({ db }: AppDeps): Router {
       `UPDATE waivers SET status = 'active', approved_by = $3, approved_at = now() WHERE tenant_id = $1 AND id = $2 RETURNING *`,
       [p.tenantId, current.id, p.subject],
     );
-    await audit(db, res, 'waiver.approved', current.id, { reason: body.reason ?? null });
+    await auditByCaller(db, res, 'waiver.approved', current.id, { reason: body.reason ?? null });
     res.json(view(rows[0]!));
   });
 
@@ -186,7 +172,7 @@ export function waiverRoutes({ db }: AppDeps): Router {
       `UPDATE waivers SET status = 'revoked' WHERE tenant_id = $1 AND id = $2 RETURNING *`,
       [principalOf(res).tenantId, current.id],
     );
-    await audit(db, res, 'waiver.revoked', current.id, { reason: body.reason ?? null });
+    await auditByCaller(db, res, 'waiver.revoked', current.id, { reason: body.reason ?? null });
     res.json(view(rows[0]!));
   });
 

@@ -195,6 +195,27 @@ async function startStack(responder: Responder, overrides: Record<string, string
   };
 }
 
+/** Registers the third-party fixture server as a privileged `ops` tool server of the stack's tenant. */
+function registerOpsFixture(stack: Stack, id: string, name: string): Promise<Response> {
+  return stack.api.fetch('/api/v1/tools/servers', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      id,
+      name,
+      transport: 'stdio',
+      command: 'node',
+      args: [
+        '--import',
+        import.meta.resolve('tsx'),
+        new URL('../fixtures/third-party-mcp-server.ts', import.meta.url).pathname,
+      ],
+      capabilities: ['ops'],
+      security_level: 'privileged',
+    }),
+  });
+}
+
 async function submit(stack: Stack, title: string, description: string): Promise<string> {
   const res = await stack.api.fetch(`/api/v1/tasks`, {
     method: 'POST',
@@ -512,24 +533,7 @@ describe('the language-model path, through the real openai client against a scri
       }),
     );
     try {
-      const registered = await stack.api.fetch('/api/v1/tools/servers', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          id: 'ops-fixture',
-          name: 'ops fixture',
-          transport: 'stdio',
-          command: 'node',
-          args: [
-            '--import',
-            import.meta.resolve('tsx'),
-            new URL('../fixtures/third-party-mcp-server.ts', import.meta.url).pathname,
-          ],
-          capabilities: ['ops'],
-          security_level: 'privileged',
-        }),
-      });
-      expect(registered.status).toBe(201);
+      expect((await registerOpsFixture(stack, 'ops-fixture', 'ops fixture')).status).toBe(201);
       server = 'ops-fixture';
       const id = await submit(stack, TITLE, DESCRIPTION);
       const waiting = await eventually(
@@ -616,24 +620,7 @@ describe('the language-model path, through the real openai client against a scri
       { EXECUTION_CONTINUE_AS_NEW_AFTER: '1' },
     );
     try {
-      const registered = await stack.api.fetch('/api/v1/tools/servers', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          id: 'ops-fixture-again',
-          name: 'ops fixture again',
-          transport: 'stdio',
-          command: 'node',
-          args: [
-            '--import',
-            import.meta.resolve('tsx'),
-            new URL('../fixtures/third-party-mcp-server.ts', import.meta.url).pathname,
-          ],
-          capabilities: ['ops'],
-          security_level: 'privileged',
-        }),
-      });
-      expect(registered.status).toBe(201);
+      expect((await registerOpsFixture(stack, 'ops-fixture-again', 'ops fixture again')).status).toBe(201);
       const id = await submit(stack, TITLE, DESCRIPTION);
       const pending = await eventually(
         async () => {
