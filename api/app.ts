@@ -29,6 +29,7 @@ import { taskRoutes } from './routes/tasks.js';
 import { toolRoutes } from './routes/tools.js';
 import { repositoryRoutes } from './routes/repositories.js';
 import { waiverRoutes } from './routes/waivers.js';
+import { serverTiming } from './server-timing.js';
 
 export interface AppDeps {
   temporal: Client;
@@ -52,6 +53,7 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
+  app.use(serverTiming);
   app.use(correlationId);
   // After correlationId: every request's log line carries its id, and every request is counted (401 and 429 too).
   app.use(requestLog(deps.log));

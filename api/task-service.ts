@@ -158,17 +158,22 @@ export interface TaskAccepted {
   webUi: string;
 }
 
+/** Measures one phase of a request (api/server-timing.ts); the MCP server passes none. */
+export type PhaseTimer = <T>(phase: string, work: () => Promise<T>) => Promise<T>;
+const untimed: PhaseTimer = (_phase, work) => work();
+
 /** Starts a task for the caller's tenant (the body is a TaskRequest). 409 if the id is taken. */
 export async function startTask(
   deps: TaskServiceDeps,
   principal: Principal,
   body: unknown,
   correlationId: string,
+  time: PhaseTimer = untimed,
 ): Promise<TaskAccepted> {
   authorize(principal, 'start');
   const { temporal, config } = deps;
   const request = validate(TaskRequestSchema, body);
-  const source = await taskSource(deps, principal, request);
+  const source = await time('source', () => taskSource(deps, principal, request));
   const checked = request.spec === undefined ? undefined : checkSpec(request.spec, request.strict_spec);
   const id = request.id ?? randomUUID();
   const input: AgentTaskInput = {
@@ -194,21 +199,25 @@ export async function startTask(
       executionHandoverMs: config.EXECUTION_HANDOVER_TIMEOUT,
     },
     // The keys the task checks signed decisions against (decision-proof.ts); later keys are asked of an activity.
-    approvalKeys: (await approvalSignerFor(config))?.publicKeys ?? { ...config.APPROVAL_PUBLIC_KEYS },
+    approvalKeys: (await time('keys', () => approvalSignerFor(config)))?.publicKeys ?? {
+      ...config.APPROVAL_PUBLIC_KEYS,
+    },
   };
   const workflowId = taskWorkflowId(id);
   try {
-    const handle = await temporal.workflow.start(agentTaskWorkflow, {
-      args: [input],
-      workflowId,
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      memo: { tenantId: principal.tenantId, title: request.title },
-      typedSearchAttributes: [
-        { key: TenantKey, value: principal.tenantId },
-        { key: TaskStatusKey, value: 'pending' },
-      ],
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-    });
+    const handle = await time('start', () =>
+      temporal.workflow.start(agentTaskWorkflow, {
+        args: [input],
+        workflowId,
+        taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
+        memo: { tenantId: principal.tenantId, title: request.title },
+        typedSearchAttributes: [
+          { key: TenantKey, value: principal.tenantId },
+          { key: TaskStatusKey, value: 'pending' },
+        ],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      }),
+    );
     return {
       id,
       workflowId,

@@ -7,6 +7,7 @@
  * minus the moment the client started the POST; polling only detects the end, so the poll interval does not inflate it.
  */
 import type { Client } from '@temporalio/client';
+import { parseServerTiming } from '../api/server-timing.js';
 import type { TaskProgress, TaskResult } from '../workflows/task/definitions.js';
 
 interface TaskView {
@@ -27,6 +28,8 @@ export interface TaskSample {
   workflowId?: string;
   postStatus: number;
   postMs: number;
+  /** The POST's phases as the API measured them (its Server-Timing header, api/server-timing.ts), in ms. */
+  postPhases: Record<string, number>;
   /** Client clock (epoch ms) when the POST started. */
   submittedAt: number;
   /** Server close time of the task's workflow (epoch ms). */
@@ -114,7 +117,11 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
         ...(opts.mode ? { mode: opts.mode } : {}),
       }),
     });
-    return { status: res.status, body: (await res.json()) as { id?: string; workflowId?: string; detail?: string } };
+    return {
+      status: res.status,
+      timing: parseServerTiming(res.headers.get('server-timing')),
+      body: (await res.json()) as { id?: string; workflowId?: string; detail?: string },
+    };
   });
   const sample: TaskSample = {
     index,
@@ -122,6 +129,7 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
     workflowId: post.value.body.workflowId,
     postStatus: post.value.status,
     postMs: post.ms,
+    postPhases: post.value.timing,
     submittedAt,
     status: 'not_submitted',
     getMs: [],

@@ -9,6 +9,7 @@ import type { AppDeps } from '../app.js';
 import { sendBlob } from '../blob-response.js';
 import { validate } from '../errors.js';
 import { principalOf, requireRole, TASK_ROLES } from '../principal.js';
+import { sendServerTiming, timed } from '../server-timing.js';
 import {
   cancelTask,
   clarifyTask,
@@ -29,7 +30,14 @@ export function taskRoutes(deps: AppDeps): Router {
   const router = Router();
 
   router.post('/api/v1/tasks', requireRole(TASK_ROLES.start), async (req, res) => {
-    const accepted = await startTask(deps, principalOf(res), req.body, res.locals.correlationId as string);
+    const accepted = await startTask(
+      deps,
+      principalOf(res),
+      req.body,
+      res.locals.correlationId as string,
+      (phase, work) => timed(res, phase, work),
+    );
+    sendServerTiming(res);
     res
       .status(202)
       .location(`/api/v1/tasks/${encodeURIComponent(accepted.id)}`)

@@ -1,4 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
+import { parseServerTiming } from '../../api/server-timing.js';
 import path from 'node:path';
 import os from 'node:os';
 import proto from '@temporalio/proto';
@@ -70,6 +71,11 @@ describe('tasks over HTTP against the real stack', () => {
     );
     expect(res.status).toBe(202);
     expect(res.headers.get('location')).toMatch(/^\/api\/v1\/tasks\//);
+    // Where the POST's time went, as the benchmark reads it: each phase took time and fits in the whole.
+    const phases = parseServerTiming(res.headers.get('server-timing'));
+    expect(Object.keys(phases).sort()).toEqual(['keys', 'pre', 'source', 'start', 'total']);
+    expect(phases.start).toBeGreaterThan(0);
+    expect(phases.pre! + phases.source! + phases.keys! + phases.start!).toBeLessThanOrEqual(phases.total!);
     const { id, workflowId, webUi } = await json<{ id: string; workflowId: string; webUi: string }>(res);
     expect(workflowId).toBe(taskWorkflowId(id));
     expect(webUi).toContain(`/namespaces/agency/workflows/${workflowId}`);
