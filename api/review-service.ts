@@ -9,6 +9,7 @@
  * out or was terminated runs again. Starting answers at once; the caller polls getReview for the status and, once the
  * council has decided, the verdict.
  */
+import { checkVerdict, type VerdictCheck } from '../common/verdict-check.js';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { putArtifact, type ArtifactRef } from '../common/artifacts.js';
 import { hashJson } from '../common/hash.js';
@@ -120,11 +121,13 @@ export interface ReviewView extends ReviewAccepted {
   outcome: CouncilOutcome | null;
   /** The council's verdict, once decided. */
   verdict: VerdictRecord['verdict'] | null;
+  /** Whether the verdict's signature verifies, and with which key (a failing one is flagged). */
+  verdictCheck: VerdictCheck | null;
 }
 
 /** One of the caller's reviews: 400 for a malformed id, 404 for an unknown one or another tenant's. */
 export async function getReview(
-  deps: Pick<ReviewServiceDeps, 'temporal'>,
+  deps: Pick<ReviewServiceDeps, 'temporal' | 'db'>,
   principal: Principal,
   rawId: unknown,
 ): Promise<ReviewView> {
@@ -148,5 +151,6 @@ export async function getReview(
     href: reviewHref(id),
     outcome,
     verdict: outcome?.kind === 'final' ? outcome.record.verdict : null,
+    verdictCheck: outcome?.kind === 'final' ? await checkVerdict(deps.db, principal.tenantId, outcome.record) : null,
   };
 }

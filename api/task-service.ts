@@ -10,6 +10,7 @@
  * (api/visibility.ts), records from PostgreSQL through common/ (tasks-repo, audit, artifacts). Still no business
  * logic: what a task does lives in workflows/task.
  */
+import { checkVerdicts, type VerdictCheck } from '../common/verdict-check.js';
 import { randomUUID } from 'node:crypto';
 import {
   WorkflowExecutionAlreadyStartedError,
@@ -283,6 +284,8 @@ export interface TaskView {
   percent: number | undefined;
   progress: TaskProgress | undefined;
   result: TaskResult | undefined;
+  /** Per verdict of the result, whether its signature verifies and with which key (common/verdict-check.ts). */
+  verdictChecks: VerdictCheck[] | undefined;
   failure: string | undefined;
   startedAt: string;
   closedAt: string | undefined;
@@ -323,6 +326,7 @@ export async function getTask(deps: TaskServiceDeps, principal: Principal, rawId
     percent: result ? 100 : progress?.percent,
     progress,
     result,
+    verdictChecks: result && (await checkVerdicts(deps.db, principal.tenantId, result.verdicts)),
     failure,
     startedAt: description.startTime.toISOString(),
     closedAt: description.closeTime?.toISOString(),

@@ -1,69 +1,11 @@
 /**
- * Council measurements.
- *  - Bench: councilParallelBench versus councilSequentialBench (bench/council-bench.workflows.ts) with the same seeded
- *    judge latencies per iteration; the order alternates between iterations so neither always runs on a warmer system.
- *  - Real: councilDeliberationWorkflow itself, through POST /api/v1/council/review with the sample's fix as the diff,
- *    offline deterministic judges on the platform's council pool.
+ * The real councilDeliberationWorkflow, through POST /api/v1/council/review with the sample's fix as the diff, offline
+ * deterministic judges on the platform's council pool. Its parallelism is read from each session's history: the sum of
+ * its runJudge activities' run times over the session's wall time (what running the judges one after another would
+ * have cost, over what it did cost; >1 only when judges overlap).
  */
-import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { councilParallelBench, councilSequentialBench } from './council-bench.workflows.js';
-import { seededRandom } from './stats.js';
-
-export interface CouncilBenchIteration {
-  latenciesMs: number[];
-  parallelMs: number;
-  sequentialMs: number;
-  order: 'parallel-first' | 'sequential-first';
-}
-
-export interface CouncilBenchResult {
-  seed: number;
-  latencyRangeMs: [number, number];
-  warmup: { parallelMs: number; sequentialMs: number };
-  iterations: CouncilBenchIteration[];
-}
-
-/** Fixed judge latencies: `runs` rows of four, uniform in [lo, hi] ms, from the seed. */
-export function judgeLatencies(seed: number, runs: number, lo: number, hi: number): number[][] {
-  const rand = seededRandom(seed);
-  return Array.from({ length: runs }, () => Array.from({ length: 4 }, () => Math.round(lo + rand() * (hi - lo))));
-}
-
-export async function runCouncilBench(
-  client: Client,
-  taskQueue: string,
-  opts: { runs: number; seed: number; lo: number; hi: number },
-): Promise<CouncilBenchResult> {
-  const once = async (which: 'parallel' | 'sequential', latenciesMs: number[]): Promise<number> => {
-    const t0 = performance.now();
-    await client.workflow.execute(which === 'parallel' ? councilParallelBench : councilSequentialBench, {
-      args: [latenciesMs],
-      taskQueue,
-      workflowId: `bench-council-${which}-${randomUUID()}`,
-    });
-    return performance.now() - t0;
-  };
-  // One untimed pair first: the bench worker's first workflow task loads the bundle into a fresh isolate.
-  const warmLatencies = [300, 300, 300, 300];
-  const warmup = {
-    parallelMs: await once('parallel', warmLatencies),
-    sequentialMs: await once('sequential', warmLatencies),
-  };
-  const iterations: CouncilBenchIteration[] = [];
-  for (const [i, latenciesMs] of judgeLatencies(opts.seed, opts.runs, opts.lo, opts.hi).entries()) {
-    if (i % 2 === 0) {
-      const parallelMs = await once('parallel', latenciesMs);
-      const sequentialMs = await once('sequential', latenciesMs);
-      iterations.push({ latenciesMs, parallelMs, sequentialMs, order: 'parallel-first' });
-    } else {
-      const sequentialMs = await once('sequential', latenciesMs);
-      const parallelMs = await once('parallel', latenciesMs);
-      iterations.push({ latenciesMs, parallelMs, sequentialMs, order: 'sequential-first' });
-    }
-  }
-  return { seed: opts.seed, latencyRangeMs: [opts.lo, opts.hi], warmup, iterations };
-}
+import { collectSpans } from './history.js';
 
 export interface RealCouncilRun {
   sessionId?: string;
@@ -72,6 +14,8 @@ export interface RealCouncilRun {
   httpMs: number;
   /** The council workflow's own wall time: server close − start. */
   workflowMs?: number;
+  /** Its runJudge activities' run times (started → completed), from its history. */
+  judgeRunMs?: number[];
   outcome?: string;
   error?: string;
 }
@@ -115,8 +59,10 @@ export async function runRealCouncil(
         body = (await (await fetch(`${apiUrl}${body.href}`, { headers })).json()) as ReviewView;
       }
       const d = await client.workflow.getHandle(run.sessionId!).describe();
-      if (d.closeTime) run.workflowMs = d.closeTime.getTime() - d.startTime.getTime();
-      else run.error = `review ${run.sessionId} did not finish: ${body.status}`;
+      if (d.closeTime) {
+        run.workflowMs = d.closeTime.getTime() - d.startTime.getTime();
+        run.judgeRunMs = (await collectSpans(client, [run.sessionId!])).byType.runJudge?.runMs ?? [];
+      } else run.error = `review ${run.sessionId} did not finish: ${body.status}`;
       run.outcome =
         body.outcome?.kind === 'final'
           ? `final:${body.outcome.record?.verdict.decision}`

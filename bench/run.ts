@@ -11,8 +11,8 @@
  *    Then the ceiling (bench/ceiling.ts): the shape of the first idle task, read from its histories, run N times at
  *    once with no-op activities on the same server; the pipeline's throughput as a ratio of it is the tracked figure.
  *    The idle tasks, one after another before the load, also give the idle POST latency the load's is compared with.
- * 2. Council: four judges of seeded, realistic latency as parallel versus sequential activities (bench workflows on a
- *    bench worker), K times each; then the real councilDeliberationWorkflow on the sample's diff, K times.
+ * 2. Council: the real councilDeliberationWorkflow on the sample's diff, K times (offline judges); its parallelism is
+ *    the sum of its judges' run times over its wall time, read from each session's history.
  * Prints "metric | measured here | product claim" and writes every raw figure as JSON to the OS temp dir.
  * Exit code 0 when everything ran and every task completed; 1 otherwise (the table is still printed).
  */
@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { PROJECT_ROOT } from '../common/config.js';
-import { runCouncilBench, runRealCouncil, type CouncilBenchResult, type RealCouncilRun } from './council.js';
+import { runRealCouncil, type RealCouncilRun } from './council.js';
 import { collectSpans, type Spans } from './history.js';
 import { runCeiling, shapeOfTask, type CeilingResult } from './ceiling.js';
 import { councilSessionDurations, runLoad, type LoadResult } from './load.js';
@@ -49,8 +49,6 @@ const { values: args } = parseArgs({
     seed: { type: 'string', default: '42' },
     'poll-ms': { type: 'string', default: '1000' },
     'timeout-s': { type: 'string', default: '180' },
-    'judge-min-ms': { type: 'string', default: '300' },
-    'judge-max-ms': { type: 'string', default: '900' },
   },
   strict: true,
 });
@@ -66,10 +64,7 @@ const opts = {
   seed: int('seed', 0),
   pollMs: int('poll-ms', 50),
   timeoutS: int('timeout-s', 1),
-  judgeMinMs: int('judge-min-ms', 0),
-  judgeMaxMs: int('judge-max-ms', 0),
 };
-if (opts.judgeMaxMs < opts.judgeMinMs) throw new Error('--judge-max-ms must be >= --judge-min-ms');
 
 const outDir = path.join(os.tmpdir(), 'agency-bench');
 const began = performance.now();
@@ -126,7 +121,6 @@ let baseline: LoadResult | undefined;
 let load: LoadResult | undefined;
 let loadSessionsMs: number[] = [];
 let spans: Spans | undefined;
-let councilBench: CouncilBenchResult | undefined;
 let realCouncil: RealCouncilRun[] = [];
 let ceiling: CeilingResult | undefined;
 
@@ -195,14 +189,6 @@ try {
     ceiling = await runCeiling(stack.client, stack.nativeConnection, shape, opts.tasks);
   } else problems.push('ceiling: no idle task completed, so there is no shape to measure');
 
-  progress(`council bench: parallel vs sequential, ${opts.councilRuns} runs each (+1 warm-up pair)`);
-  councilBench = await runCouncilBench(stack.client, stack.benchQueue, {
-    runs: opts.councilRuns,
-    seed: opts.seed,
-    lo: opts.judgeMinMs,
-    hi: opts.judgeMaxMs,
-  });
-
   progress(`real councilDeliberationWorkflow on the sample's diff, ${opts.councilRuns} runs (offline judges)`);
   const diff = await sampleFixDiff(scratch);
   const specYaml = await readFile(
@@ -237,19 +223,13 @@ const e2e = summarize(completed.map((s) => s.e2eMs ?? Number.NaN).filter(Number.
 const post = summarize(samples.map((s) => s.postMs));
 const get = summarize(samples.flatMap((s) => s.getMs));
 const sessions = summarize(loadSessionsMs);
-const it = councilBench?.iterations ?? [];
-const par = summarize(it.map((i) => i.parallelMs));
-const seq = summarize(it.map((i) => i.sequentialMs));
-const speedup = seq.mean / par.mean;
-const pairedSpeedup = quantile(
-  it.map((i) => i.sequentialMs / i.parallelMs),
-  0.5,
-);
-const idealSpeedup =
-  mean(it.map((i) => i.latenciesMs.reduce((a, b) => a + b, 0))) / mean(it.map((i) => Math.max(...i.latenciesMs)));
 const realOk = realCouncil.filter((r) => r.workflowMs !== undefined);
 const real = summarize(realOk.map((r) => r.workflowMs!));
 const realHttp = summarize(realOk.map((r) => r.httpMs));
+/** Sum of the judges' run times over the session's wall time, per real session. */
+const realParallelism = summarize(
+  realOk.map((r) => (r.judgeRunMs ?? []).reduce((a, b) => a + b, 0) / r.workflowMs!).filter(Number.isFinite),
+);
 
 const verdicts = samples.flatMap((s) => s.verdicts);
 const extraRounds = verdicts.filter((v) => v.rounds > 1).length;
@@ -274,7 +254,6 @@ for (const s of [...(baseline?.samples ?? []), ...samples]) {
     problems.push(`task ${s.id}: ${s.status}${s.reason ? ` (${s.reason})` : ''}${s.error ? `: ${s.error}` : ''}`);
 }
 for (const r of realCouncil) if (r.error) problems.push(`real council: ${r.error}`);
-if (councilBench && it.length !== opts.councilRuns) problems.push('council bench: fewer iterations than asked');
 
 const rows: string[][] = [
   [
@@ -336,18 +315,15 @@ const rows: string[][] = [
     `${extraRounds} of ${verdicts.length} sessions / ${uncertainVotes} of ${verdicts.length * 4} votes`,
     '-',
   ],
-  [`Council bench, 4 judges parallel mean / p95 (${par.n} runs)`, `${ms(par.mean)} / ${ms(par.p95)}`, '-'],
-  [`Council bench, 4 judges sequential mean / p95 (${seq.n} runs)`, `${ms(seq.mean)} / ${ms(seq.p95)}`, '-'],
-  [
-    'Council speed-up, sequential / parallel (mean; paired median)',
-    `${x(speedup)}; ${x(pairedSpeedup)} (${x(speedup / CLAIMS.councilSpeedup)} the claim)`,
-    `${CLAIMS.councilSpeedup}x`,
-  ],
-  ['  ideal for these latencies (mean sum / mean max, computed)', x(idealSpeedup), '-'],
   [
     `Real councilDeliberation, idle, offline judges mean / p95 (${real.n})`,
     `${ms(real.mean)} / ${ms(real.p95)} (POST /council/review ${ms(realHttp.mean)} mean)`,
     '-',
+  ],
+  [
+    'Real councilDeliberation: judges run time summed / wall time (mean; its parallel speed-up)',
+    x(realParallelism.mean),
+    `${CLAIMS.councilSpeedup}x`,
   ],
 ];
 
@@ -370,9 +346,7 @@ out.push(
   `setup: Temporal dev server (headless, SQLite) + PostgreSQL scratch DB; all six worker pools in one child process (workers/main.ts); API in the bench process; LLM_PROVIDER=offline; COUNCIL_CONSENSUS_TIMEOUT ${stack?.config.COUNCIL_CONSENSUS_TIMEOUT ?? '?'} ms`,
 );
 out.push(`code measured: ${revision}`);
-out.push(
-  `judge latencies: seed ${opts.seed}, uniform ${opts.judgeMinMs}-${opts.judgeMaxMs} ms; percentiles by linear interpolation`,
-);
+out.push('percentiles by linear interpolation');
 out.push('');
 out.push(table(['metric', 'measured here', 'product claim'], rows));
 if (spanRows.length) {
@@ -412,15 +386,7 @@ const raw = {
     Object.fromEntries(
       Object.entries(spans.byType).map(([k, v]) => [k, { wait: summarize(v.waitMs), run: summarize(v.runMs) }]),
     ),
-  councilBench: councilBench && {
-    ...councilBench,
-    parallel: par,
-    sequential: seq,
-    speedup,
-    pairedSpeedup,
-    idealSpeedup,
-  },
-  realCouncil: { summary: real, http: realHttp, runs: realCouncil },
+  realCouncil: { summary: real, http: realHttp, parallelism: realParallelism, runs: realCouncil },
   problems,
 };
 try {

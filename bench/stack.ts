@@ -10,11 +10,12 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { cp, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
 import { createLazyTemporalClient, startServer, stopServer } from '../api/server.js';
@@ -25,7 +26,6 @@ import { startDevServer } from '../temporal/dev-server.js';
 import { queueFor } from '../temporal/task-queues.js';
 import { freePort } from '../test/helpers/ports.js';
 import { installRuntime } from '../workers/runtime.js';
-import { createBenchActivities } from './council-bench.activities.js';
 
 const run = promisify(execFile);
 const { TaskQueueType, TaskQueueKind } = proto.temporal.api.enums.v1;
@@ -61,11 +61,10 @@ export interface BenchStack {
   apiUrl: string;
   /** An admin API key of the bootstrap tenant, made for this run. */
   apiKey: string;
-  /** A client of the bench's own (not the API's), for describes, histories and the council bench. */
+  /** A client of the bench's own (not the API's), for describes and histories. */
   client: Client;
   /** A worker connection of the bench's own (the ceiling's workers use it). */
   nativeConnection: NativeConnection;
-  benchQueue: string;
   workerPid: number;
   /** The environment the worker child runs with, for more worker processes of the same stack (bench/survival.ts). */
   workerEnv: Record<string, string>;
@@ -81,8 +80,6 @@ export interface StackOptions {
   pools?: readonly Pool[];
   /** Added to the workers' and the API's environment (e.g. shorter hand-over timeouts). */
   env?: Record<string, string>;
-  /** Start the council bench's worker (bench/run.ts needs it); default true. */
-  benchWorker?: boolean;
 }
 
 export function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
@@ -186,6 +183,10 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
     LOG_LEVEL: 'warn',
     // The bench submits sample repositories made under the temp directory as `workspace` (the migration path).
     LOCAL_WORKSPACE_ROOTS: JSON.stringify({ '*': [os.tmpdir()] }),
+    // The sample's commands for the gates the tier policy requires, as the tenant's default.
+    TENANT_GATE_COMMANDS: JSON.stringify({
+      '*': JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'samples', 'calculator.gates.json'), 'utf8')) as unknown,
+    }),
     ...(opts.pools ? { WORKER_QUEUES: opts.pools.join(',') } : {}),
     ...opts.env,
   };
@@ -215,33 +216,12 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
   cleanup.defer('close bench client', () => clientConnection.close());
   const client = new Client({ connection: clientConnection, namespace: 'agency' });
 
-  // The bench worker (council bench workflows + slowJudge) bundles while the worker child bundles the platform's.
+  // The ceiling's worker (bench/ceiling.ts) runs in this process on this connection.
   const sdkLog: Logger = pino({ level: 'warn' }, pino.destination({ dest: path.join(logDir, 'bench-sdk.log') }));
   installRuntime(sdkLog);
-  const benchQueue = `bench-council-${process.pid}`;
   const nativeConnection = await NativeConnection.connect({ address: server.address });
   cleanup.defer('close bench worker connection', () => nativeConnection.close());
-  const [benchWorker] = await Promise.all([
-    opts.benchWorker === false
-      ? undefined
-      : Worker.create({
-          connection: nativeConnection,
-          namespace: 'agency',
-          taskQueue: benchQueue,
-          workflowsPath: path.join(PROJECT_ROOT, 'bench', 'council-bench.workflows.ts'),
-          activities: createBenchActivities(),
-          maxConcurrentActivityTaskExecutions: 20,
-          shutdownGraceTime: '2s',
-        }),
-    waitForPollers(client, child, workerLog, { pools }),
-  ]);
-  if (benchWorker) {
-    const benchRunning = benchWorker.run();
-    cleanup.defer('stop bench worker', async () => {
-      if (benchWorker.getState() === 'RUNNING') benchWorker.shutdown();
-      await benchRunning;
-    });
-  }
+  await waitForPollers(client, child, workerLog, { pools });
 
   progress('starting the API in-process on a free port');
   const apiLog: Logger = pino({ level: 'warn' }, pino.destination({ dest: path.join(logDir, 'api.log') }));
@@ -262,7 +242,6 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
     apiKey,
     client,
     nativeConnection,
-    benchQueue,
     workerPid: child.pid ?? -1,
     workerEnv: env,
     logDir,

@@ -353,7 +353,6 @@ try {
       // N tasks polled every SURVIVAL_POLL_MS through one key: above the API's default 600 a minute, GETs would be
       // answered 429 and a task's end seen late. The rate limit is not what this bench measures.
       env: { RATE_LIMIT_PER_MINUTE: '1000000', ...opts.workerEnv },
-      benchWorker: false,
     },
     cleanup,
   );

@@ -22,6 +22,7 @@ import { z } from 'zod';
 import type { RootsByTenant } from './config.js';
 import type { Db } from './db.js';
 import { GitRefSchema, RepositoryIdSchema, type RepositorySource } from '../workflows/task/definitions.js';
+import { GateCommandsSchema, type GateCommands } from './gate-commands.js';
 
 const exec = promisify(execFile);
 
@@ -65,6 +66,8 @@ export const RepositoryInputSchema = z
       .regex(SECRET_REF, 'the name of an environment variable of the execution workers (A-Z, 0-9, _), not a secret')
       .optional(),
     deliver_branch: z.boolean().default(false),
+    /** Commands of the gates the tier policy requires (common/gate-commands.ts), by kind. */
+    gates: GateCommandsSchema.default({}),
   })
   .strict()
   .superRefine((r, ctx) => {
@@ -80,6 +83,8 @@ export interface Repository {
   defaultRef: string;
   authSecretRef: string | null;
   deliverBranch: boolean;
+  /** Commands of the gates the tier policy requires, by kind. */
+  gates: GateCommands;
   createdBy: string;
   createdAt: string;
 }
@@ -91,6 +96,7 @@ interface Row {
   default_ref: string;
   auth_secret_ref: string | null;
   deliver_branch: boolean;
+  gates: GateCommands | null;
   created_by: string;
   created_at: Date;
 }
@@ -102,6 +108,7 @@ const fromRow = (r: Row): Repository => ({
   defaultRef: r.default_ref,
   authSecretRef: r.auth_secret_ref,
   deliverBranch: r.deliver_branch,
+  gates: r.gates ?? {},
   createdBy: r.created_by,
   createdAt: r.created_at.toISOString(),
 });
@@ -124,9 +131,18 @@ export async function insertRepository(
   r: RepositoryInput & { url: string },
 ): Promise<Repository | undefined> {
   const { rows } = await db.query<Row>(
-    `INSERT INTO repositories (tenant_id, id, url, default_ref, auth_secret_ref, deliver_branch, created_by)
-     VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT DO NOTHING RETURNING *`,
-    [tenantId, r.id, r.url, r.default_ref, r.auth_secret_ref ?? null, r.deliver_branch, createdBy],
+    `INSERT INTO repositories (tenant_id, id, url, default_ref, auth_secret_ref, deliver_branch, gates, created_by)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT DO NOTHING RETURNING *`,
+    [
+      tenantId,
+      r.id,
+      r.url,
+      r.default_ref,
+      r.auth_secret_ref ?? null,
+      r.deliver_branch,
+      JSON.stringify(r.gates ?? {}),
+      createdBy,
+    ],
   );
   return rows[0] && fromRow(rows[0]);
 }

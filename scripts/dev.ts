@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -30,6 +30,11 @@ const run = promisify(execFile);
 // path; register repositories otherwise). The API and the workers inherit it. An operator's own setting wins.
 process.env.LOCAL_WORKSPACE_ROOTS ||= JSON.stringify({
   '*': [path.join(process.env.AGENCY_HOME || path.join(PROJECT_ROOT, '.agency'), 'demo')],
+});
+// The demo repository's commands for the gates the tier policy requires (tests, coverage, mutation), as an operator
+// would register them for the tenant. An operator's own setting wins.
+process.env.TENANT_GATE_COMMANDS ||= JSON.stringify({
+  '*': JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'samples', 'calculator.gates.json'), 'utf8')) as unknown,
 });
 const config = loadConfigOrExit();
 const say = (line: string): void => void process.stdout.write(`${line}\n`);

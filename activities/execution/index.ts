@@ -12,7 +12,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { lstat, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -35,9 +35,16 @@ import {
 } from '../../workflows/execution/tools.js';
 import { gateKind } from '../../workflows/task/policy.js';
 import type { GateOutcome, StepOutcome, TaskRef } from '../../workflows/task/definitions.js';
-import type { Gate, SpecStep } from '../../workflows/task/spec.js';
+import type { Gate, GateKind, SpecStep } from '../../workflows/task/spec.js';
 import { activityLogger, SILENT } from '../logging.js';
-import { parseIstanbulSummary, parseLcov, parseStrykerReport } from './reports.js';
+import {
+  criteriaTests,
+  parseEslintJson,
+  parseIstanbulSummary,
+  parseJUnit,
+  parseLcov,
+  parseStrykerReport,
+} from './reports.js';
 import { callTool, type ToolCallResult } from './tools/call.js';
 import { ToolClients } from './tools/clients.js';
 import { createToolLayer, type DiscoveryResult } from './tools/index.js';
@@ -151,35 +158,80 @@ export async function closeToolClients(): Promise<void> {
   await Promise.all([...allClients].map((c) => c.closeAll()));
 }
 
-/** Where a coverage or mutation gate's report is read when the gate names none. */
-const DEFAULT_REPORTS: Partial<Record<string, string[]>> = {
-  coverage: ['coverage/coverage-summary.json', 'coverage/lcov.info'],
-  mutation: ['reports/mutation/mutation.json'],
+/**
+ * Each gate run writes its report into an output directory the platform names and creates empty just before the
+ * command (`{out}` in the gate's argv is replaced by its workspace-relative path), and the report is read from there
+ * only: a report left in the workspace by an earlier run, or committed to the repository, never counts.
+ */
+export const GATE_OUTPUT_ROOT = '.agency/gates';
+export const OUT_PLACEHOLDER = '{out}';
+
+/** The report file read in the output directory when the gate names none, by kind, in order. */
+const DEFAULT_REPORTS: Record<GateKind, string[]> = {
+  tests: ['junit.xml'],
+  coverage: ['coverage-summary.json', 'lcov.info'],
+  mutation: ['mutation.json'],
+  lint: ['eslint.json', 'junit.xml'],
+  types: ['junit.xml'],
+  contracts: ['junit.xml'],
+  custom: ['junit.xml'],
 };
 
-/** Reads a coverage or mutation gate's measurement from its report; a missing or unreadable report is `missing`. */
-async function measure(workdir: string, gate: Gate): Promise<{ value?: number; missing?: boolean; evidence: string }> {
+type Measured = Pick<GateOutcome, 'value' | 'missing' | 'evidence' | 'tests' | 'acceptance'> & {
+  /** What the report shows for a pass/fail gate: checks ran and none failed. Undefined for threshold gates. */
+  reportPassed?: boolean;
+  report?: { relative: string; text: string };
+};
+
+/** Reads a gate's measurement from its report in this run's output directory; no readable report is `missing`. */
+async function measure(
+  outDir: string,
+  outRel: string,
+  gate: Gate,
+  acceptanceIds: readonly string[],
+): Promise<Measured> {
   const kind = gateKind(gate);
-  const candidates = gate.report ? [gate.report] : (DEFAULT_REPORTS[kind] ?? []);
-  if (candidates.length === 0) return { evidence: 'exit code' };
-  for (const relative of candidates) {
-    const text = await readFile(insideWorkspace(workdir, relative), 'utf8').catch(() => undefined);
+  const candidates = gate.report ? [gate.report] : DEFAULT_REPORTS[kind];
+  for (const name of candidates) {
+    const relative = `${outRel}/${name}`;
+    const text = await readFile(insideWorkspace(outDir, name), 'utf8').catch(() => undefined);
     if (text === undefined) continue;
+    const report = { relative, text };
     try {
       if (kind === 'mutation') {
         const m = parseStrykerReport(text);
-        return { value: m.score, evidence: `${relative}: ${m.detected}/${m.valid} mutants detected` };
+        return { value: m.score, evidence: `${relative}: ${m.detected}/${m.valid} mutants detected`, report };
       }
-      const c = relative.endsWith('.json') ? parseIstanbulSummary(text) : parseLcov(text);
+      if (kind === 'coverage') {
+        const c = name.endsWith('.json') ? parseIstanbulSummary(text) : parseLcov(text);
+        const note = c.note ? ` (${c.note})` : '';
+        return { value: c.value, evidence: `${relative}: ${c.basis} ${c.value.toFixed(4)}${note}`, report };
+      }
+      if (name.endsWith('.json')) {
+        const l = parseEslintJson(text);
+        const evidence = `${relative}: ${l.files} file(s) linted, ${l.errors} error(s), ${l.warnings} warning(s)`;
+        return { reportPassed: l.errors === 0, evidence, report };
+      }
+      const t = parseJUnit(text);
+      const tests = { ran: t.ran, passed: t.passed, failed: t.failed, skipped: t.skipped };
+      const acceptance = acceptanceIds.length ? criteriaTests(t, acceptanceIds) : undefined;
+      const shows =
+        t.ran === 0
+          ? 'no test ran'
+          : `${t.ran} ran, ${t.passed} passed, ${t.failed} failed${t.skipped ? `, ${t.skipped} skipped` : ''}`;
       return {
-        value: c.value,
-        evidence: `${relative}: ${c.basis} ${c.value.toFixed(4)}${c.note ? ` (${c.note})` : ''}`,
+        reportPassed: t.ran > 0 && t.failed === 0,
+        evidence: `${relative}: ${shows}`,
+        tests,
+        acceptance,
+        report,
       };
     } catch (err) {
-      return { missing: true, evidence: `${relative} is unreadable: ${(err as Error).message}` };
+      return { missing: true, evidence: `${relative} is unreadable: ${(err as Error).message}`, report };
     }
   }
-  return { missing: true, evidence: `no report at ${candidates.join(' or ')}` };
+  const where = candidates.map((c) => `${outRel}/${c}`).join(' or ');
+  return { missing: true, evidence: `no report at ${where}: this run wrote none` };
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -421,13 +473,30 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
       return head ? { ...outcome, workspace: head } : outcome;
     },
 
-    /** Runs one quality gate through the sandboxed run_command tool; its full output is kept as an artifact. */
-    async runGate(task: TaskRef, workspace: string | WorkspaceRef, gate: Gate): Promise<GateOutcome> {
+    /**
+     * Runs one quality gate through the sandboxed run_command tool, in a fresh output directory named for this run
+     * (GATE_OUTPUT_ROOT), and judges it on what its report there shows: a pass/fail gate passes only when its command
+     * exited 0 and its report shows checks that ran and none that failed (a tests gate: at least one test ran, none
+     * failed); a coverage or mutation gate's value is read from its report. The full output and the report are kept as
+     * artifacts; the output directory is removed afterwards (it is evidence, not part of the change).
+     */
+    async runGate(
+      task: TaskRef,
+      workspace: string | WorkspaceRef,
+      gate: Gate,
+      opts: { acceptanceIds?: string[]; source?: GateOutcome['source'] } = {},
+    ): Promise<GateOutcome> {
       const workdir = await local(workspace);
-      const request = toolRequestOf({ kind: 'command', run: gate.run, timeout_seconds: gate.timeout_seconds });
+      const ctx = Context.current();
+      const runKey = `${gate.name}-${ctx.info.activityId}-${ctx.info.attempt}`.replace(/[^A-Za-z0-9_.-]/g, '_');
+      const outRel = `${GATE_OUTPUT_ROOT}/${runKey}`;
+      const outDir = insideWorkspace(workdir, outRel);
+      await rm(outDir, { recursive: true, force: true });
+      await mkdir(outDir, { recursive: true });
+      const argv = gate.run.map((a) => a.split(OUT_PLACEHOLDER).join(outRel));
+      const request = toolRequestOf({ kind: 'command', run: argv, timeout_seconds: gate.timeout_seconds });
       const bound = await tools.bind(task.tenantId, request, 'standard');
       const { server, tool } = await tools.lookup(task.tenantId, bound.serverId, bound.tool);
-      const ctx = Context.current();
       const result = await callTool({
         db,
         clients,
@@ -436,7 +505,7 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
         server,
         tool,
         args: {
-          argv: gate.run,
+          argv,
           timeout_seconds: gate.timeout_seconds ?? Math.ceil(config.EXECUTION_COMMAND_TIMEOUT / 1000),
         },
         timeoutMs: (gate.timeout_seconds ?? config.EXECUTION_COMMAND_TIMEOUT / 1000) * 1000 + 5_000,
@@ -445,17 +514,27 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
         subject: `gate-${gate.name}`,
       });
       const run = commandResult(result);
-      const header = `$ ${gate.run.join(' ')}\nexit ${run.exitCode ?? run.signal ?? 'none'}${run.timedOut ? ' (timed out)' : ''} in ${result.durationMs} ms${result.truncated || run.truncated ? ' (output truncated)' : ''}\n\n`;
+      const header = `$ ${argv.join(' ')}\nexit ${run.exitCode ?? run.signal ?? 'none'}${run.timedOut ? ' (timed out)' : ''} in ${result.durationMs} ms${result.truncated || run.truncated ? ' (output truncated)' : ''}\n\n`;
       const logRef = await putArtifact(db, task.tenantId, header + run.output, 'text/plain; charset=utf-8');
-      const measured = await measure(workdir, gate);
+      const { reportPassed, report, ...measured } = await measure(outDir, outRel, gate, opts.acceptanceIds ?? []);
+      await rm(outDir, { recursive: true, force: true });
+      const exited = result.outcome === 'ok' && run.exitCode === 0 && !run.timedOut;
+      const reportRef = report && (await putArtifact(db, task.tenantId, report.text, 'text/plain; charset=utf-8'));
       const outcome: GateOutcome = {
         name: gate.name,
         kind: gateKind(gate),
-        passed: result.outcome === 'ok' && run.exitCode === 0 && !run.timedOut,
+        // Never the exit code alone: a pass/fail gate needs its report to show checks that ran and passed.
+        passed: exited && reportPassed !== false,
         exitCode: run.exitCode,
         durationMs: result.durationMs,
         logRef,
         ...measured,
+        ...(exited || measured.missing
+          ? {}
+          : { evidence: `exit ${run.exitCode ?? run.signal ?? 'none'}; ${measured.evidence}` }),
+        outputDir: outRel,
+        ...(reportRef ? { reportRef } : {}),
+        ...(opts.source ? { source: opts.source } : {}),
       };
       await appendAuditEvent(db, {
         ...taskAudit(task, actor),
@@ -504,7 +583,9 @@ export function createExecutionActivities({ db, config, log = SILENT, clients: g
     ): Promise<DiffSummary> {
       const workdir = await local(workspace);
       // Reports the gates wrote (coverage, mutation) are evidence, not part of the change.
-      const excluded = excludePaths.map((p) => `:(exclude)${insideWorkspace(workdir, p).slice(workdir.length + 1)}`);
+      const excluded = [...excludePaths, GATE_OUTPUT_ROOT].map(
+        (p) => `:(exclude)${insideWorkspace(workdir, p).slice(workdir.length + 1)}`,
+      );
       await git('git', ['add', '--all', '--', '.', ...excluded], { cwd: workdir });
       const opts = { cwd: workdir, maxBuffer: 64 * 1024 * 1024 };
       const { stdout: diff } = await git('git', ['diff', '--cached', '--binary', 'HEAD'], opts);

@@ -1,6 +1,6 @@
 /**
- * Parsers for the reports that coverage and mutation gates produce: Istanbul's coverage-summary.json, LCOV and Stryker's
- * mutation.json. Pure: text in, a fraction out, a `ReportError` saying what is wrong for malformed or empty input (an
+ * Parsers for the reports that gates produce: Istanbul's coverage-summary.json, LCOV, Stryker's mutation.json, JUnit XML
+ * (tests and other checks) and ESLint's JSON. Pure: text in, a fraction out, a `ReportError` saying what is wrong for malformed or empty input (an
  * empty report is an error, never a perfect score).
  */
 
@@ -194,4 +194,113 @@ export function parseStrykerReport(json: string): MutationReading {
   const valid = detected + sum(UNDETECTED);
   if (valid === 0) throw new ReportError(`${what} has no valid mutants (killed, timeout, survived or no coverage)`);
   return { score: detected / valid, detected, valid, byStatus };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Test reports (JUnit XML)
+
+export interface TestCase {
+  name: string;
+  classname: string;
+  status: 'passed' | 'failed' | 'skipped';
+}
+
+export interface TestReading {
+  /** Test cases that ran (passed or failed); skipped ones are not counted as run. */
+  ran: number;
+  passed: number;
+  failed: number;
+  skipped: number;
+  cases: TestCase[];
+}
+
+const ENTITIES: Record<string, string> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
+
+function unescapeXml(text: string): string {
+  return text.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (whole, code: string) => {
+    if (code.startsWith('#x') || code.startsWith('#X')) return String.fromCodePoint(parseInt(code.slice(2), 16));
+    if (code.startsWith('#')) return String.fromCodePoint(Number(code.slice(1)));
+    return ENTITIES[code] ?? whole;
+  });
+}
+
+function attributes(tag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of tag.matchAll(/([A-Za-z_:][\w:.-]*)\s*=\s*("([^"]*)"|'([^']*)')/g)) {
+    out[m[1]!] = unescapeXml(m[3] ?? m[4] ?? '');
+  }
+  return out;
+}
+
+/**
+ * A JUnit XML report (the format of `node --test --test-reporter=junit`, vitest, jest-junit, pytest --junitxml, go-junit-report):
+ * every `<testcase>`, failed when it has a `<failure>` or `<error>` child (or node's `failure` attribute), skipped when
+ * it has `<skipped>`. Comments and CDATA sections are removed first, so test output never counts as a test case.
+ */
+export function parseJUnit(xml: string): TestReading {
+  const what = 'the test report';
+  const text = xml.replace(/<!--[\s\S]*?-->/g, '').replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, '');
+  if (!/<testsuites?[\s>/]/.test(text))
+    throw new ReportError(`${what} is not JUnit XML (no <testsuites> or <testsuite>)`);
+  const cases: TestCase[] = [];
+  const re = /<testcase\b([^>]*?)(\/>|>([\s\S]*?)<\/testcase\s*>)/g;
+  for (const m of text.matchAll(re)) {
+    const attrs = attributes(m[1] ?? '');
+    const body = m[3] ?? '';
+    const failed = /<(failure|error)\b/.test(body) || attrs.failure !== undefined || attrs.error !== undefined;
+    const skipped = !failed && /<skipped\b/.test(body);
+    cases.push({
+      name: attrs.name ?? '',
+      classname: attrs.classname ?? '',
+      status: failed ? 'failed' : skipped ? 'skipped' : 'passed',
+    });
+  }
+  const count = (s: TestCase['status']) => cases.filter((c) => c.status === s).length;
+  const passed = count('passed');
+  const failed = count('failed');
+  return { ran: passed + failed, passed, failed, skipped: count('skipped'), cases };
+}
+
+/** True when `text` names the acceptance id as a token of its own (A1 is not A10 nor XA1). */
+export function namesCriterion(text: string, id: string): boolean {
+  const escaped = id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`(^|[^A-Za-z0-9])${escaped}(?![0-9A-Za-z])`).test(text);
+}
+
+export interface CriterionTests {
+  id: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+}
+
+/**
+ * The mapping of tests to acceptance criteria: a test case belongs to criterion `A1` when its name (or its suite's
+ * classname) carries `A1` as a token of its own, for example `A1: average divides by the count` or
+ * `average divides by the count [A1]`. A criterion is covered when at least one of its tests ran and passed and none
+ * failed.
+ */
+export function criteriaTests(reading: TestReading, ids: readonly string[]): CriterionTests[] {
+  return ids.map((id) => {
+    const mine = reading.cases.filter((c) => namesCriterion(c.name, id) || namesCriterion(c.classname, id));
+    const n = (s: TestCase['status']) => mine.filter((c) => c.status === s).length;
+    return { id, passed: n('passed'), failed: n('failed'), skipped: n('skipped') };
+  });
+}
+
+/** ESLint's JSON formatter (`eslint -f json -o <file>`): the files linted and the errors found. */
+export function parseEslintJson(json: string): { files: number; errors: number; warnings: number } {
+  const what = 'the lint report';
+  const doc = parseJson(json, what);
+  if (!Array.isArray(doc)) throw new ReportError(`${what} is not a list of file results`);
+  let errors = 0;
+  let warnings = 0;
+  for (const [i, entry] of doc.entries()) {
+    if (!isRecord(entry) || !isCount(entry.errorCount) || !isCount(entry.warningCount))
+      throw new ReportError(`${what}: entry ${i} has no errorCount/warningCount`);
+    errors += entry.errorCount; // fatal (parse) errors are counted in errorCount
+    warnings += entry.warningCount;
+  }
+  if (doc.length === 0) throw new ReportError(`${what} lists no files: was anything linted?`);
+  return { files: doc.length, errors, warnings };
 }

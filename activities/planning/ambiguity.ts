@@ -256,3 +256,31 @@ function listed(items: readonly string[]): string {
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
+
+/** A path-like token: a file with an extension, or a directory with a slash (src/, lib/x). */
+const PATH_TOKEN =
+  /(^|[\s`'"(])([\w.-]+\/[\w./-]*|[\w-]+\.(?:[cm]?[jt]sx?|py|go|rs|java|rb|sql|ya?ml|json|md|css|html))(?=$|[\s`'"),.:;])/i;
+/** Words that say how a change will be checked. */
+const CHECK_WORDS =
+  /\b(tests?|testing|lint|linter|type-?check|typecheck|coverage|assert(ion)?s?|spec(ification)?s?|ci)\b/i;
+
+/**
+ * What a request leaves open that a plan needs, named (offline there is no model to guess it): acceptance criteria,
+ * a scope (paths the change may touch) and a gate (how it will be checked). From the spec when there is one, else
+ * from the words of the title and description.
+ */
+export function missingFromRequest(input: AmbiguityInput): string[] {
+  const spec = input.spec;
+  const text = `${input.title}\n${input.description}`;
+  const missing: string[] = [];
+  const acceptance = spec && Array.isArray(spec.acceptance) ? spec.acceptance : [];
+  if (acceptance.length === 0)
+    missing.push('no acceptance criteria: nothing says when the change is done (given, when, then)');
+  const scope = spec && isRecord(spec.scope) ? stringList(spec.scope.in) : [];
+  if (scope.length === 0 && !PATH_TOKEN.test(text))
+    missing.push('no scope: no file or directory the change may touch is named');
+  const gates = spec && Array.isArray(spec.gates) ? spec.gates : [];
+  if (gates.length === 0 && !CHECK_WORDS.test(text))
+    missing.push('no gate: nothing says how the change will be checked (tests, lint, types)');
+  return missing;
+}

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/activity';
 import { loadApprovalPublicKeys } from '../../common/approval-keys.js';
 import { appendAuditEvent, taskAudit } from '../../common/audit.js';
-import { putArtifact } from '../../common/artifacts.js';
+import { getArtifact, putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import { localSource } from '../source.js';
 import type { Db } from '../../common/db.js';
@@ -20,16 +20,19 @@ import { riskScore, tasksCompletedTotal } from '../../common/metrics.js';
 import type { AgentTurn } from '../../workflows/execution/definitions.js';
 import type { ArtifactRef, RiskSummary, TaskRef, WorkspaceSource } from '../../workflows/task/definitions.js';
 import type { ApprovalPublicKeys } from '../../workflows/task/decision-proof.js';
-import { WaiverSchema, type Waiver } from '../../workflows/task/policy.js';
+import { WaiverSchema, type RegisteredGate, type Waiver } from '../../workflows/task/policy.js';
+import { registeredGates } from '../../common/gate-commands.js';
+import { getRepository } from '../../common/repositories.js';
 import { parseWorkingSpec, type SpecStep, type WorkingSpec } from '../../workflows/task/spec.js';
 import { activityLogger, SILENT } from '../logging.js';
 import type { AgentToolInfo } from '../../workflows/execution/tools.js';
 import { nextAgentActionWithModel, type AgentAction } from './agent.js';
-import { assessAmbiguity } from './ambiguity.js';
-import { planWithModel } from './llm-planner.js';
+import { assessAmbiguity, DEFAULT_AMBIGUITY_THRESHOLD, missingFromRequest } from './ambiguity.js';
+import { planWithModel, revisePlanWithModel } from './llm-planner.js';
 import { ModelOutputError, toActivityFailure } from './model-errors.js';
 import { createLanguageModel, type LanguageModel } from './providers.js';
-import { assessRisk } from './risk.js';
+import { assessRisk, type RiskInput } from './risk.js';
+import { parseUnifiedDiff } from '../council/review.js';
 import { loadWorkingSpec } from './spec-loader.js';
 
 const git = promisify(execFile);
@@ -69,6 +72,18 @@ export type PlanOutcome =
 
 export const SPEC_FILE = '.caws/working-spec.yaml';
 
+/** The planner's answer to the council's dissent between revise rounds. */
+export type PlanRevision =
+  | {
+      kind: 'revised';
+      spec: WorkingSpec;
+      planHash: string;
+      plannedFiles: string[];
+      commands: string[][];
+      usage: PlanUsage;
+    }
+  | { kind: 'unchanged'; reason: string; usage: PlanUsage };
+
 /** Formats zod issues as "path: message" lines. */
 export function describeIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[]): string[] {
   return issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(spec)'}: ${i.message}`);
@@ -88,6 +103,35 @@ function plannedFilesOf(steps: readonly SpecStep[]): string[] {
 
 function commandsOf(spec: WorkingSpec): string[][] {
   return [...spec.steps.flatMap((s) => (s.kind === 'command' ? [s.run] : [])), ...spec.gates.map((g) => g.run)];
+}
+
+/** A risk assessment as the task records it, with the metric and the log line. */
+function riskSummaryOf(
+  log: Logger,
+  task: TaskRef,
+  spec: WorkingSpec,
+  basis: 'plan' | 'diff',
+  input: RiskInput,
+): RiskSummary {
+  const assessed = assessRisk(input);
+  riskScore.observe({ tier: String(assessed.tier) }, assessed.score);
+  activityLogger(log, task).info(
+    { tier: assessed.tier, specTier: spec.risk_tier, score: assessed.score, method: assessed.method, basis },
+    'task risk assessed',
+  );
+  return {
+    tier: assessed.tier,
+    specTier: spec.risk_tier,
+    score: assessed.score,
+    method: assessed.method,
+    dimensions: Object.fromEntries(
+      Object.entries(assessed.dimensions).map(([name, d]) => [
+        name,
+        { score: d.score, evidence: d.evidence.map((e) => ({ kind: e.kind, detail: e.detail })) },
+      ]),
+    ),
+    ...(basis === 'diff' ? { basis } : {}),
+  };
 }
 
 export function createPlanningActivities({ db, config, model: override, log = SILENT }: PlanningDeps) {
@@ -139,6 +183,19 @@ export function createPlanningActivities({ db, config, model: override, log = SI
         if (text !== undefined) {
           parsed = loadWorkingSpec(text, SPEC_FILE, { now });
           source = 'workspace';
+        } else if (modelAvailable && assessAmbiguity({ title: req.title, description: req.description }).ambiguous) {
+          // Too ambiguous to plan without guessing: the requester clarifies first (the score decides).
+          const ambiguity = assessAmbiguity({ title: req.title, description: req.description });
+          return {
+            kind: 'needs_clarification',
+            reasons: [
+              `the request is ambiguous (score ${ambiguity.score.toFixed(2)} ≥ ${DEFAULT_AMBIGUITY_THRESHOLD}): clarify it before the model plans`,
+              ...ambiguity.reasons,
+            ],
+            ambiguity: ambiguity.score,
+            modelAvailable,
+            usage,
+          };
         } else if (modelAvailable) {
           const files = await git('git', ['ls-files'], { cwd: workspace, maxBuffer: 16 * 1024 * 1024 }).then(
             (r) => r.stdout,
@@ -181,7 +238,9 @@ export function createPlanningActivities({ db, config, model: override, log = SI
             kind: 'needs_clarification',
             reasons: [
               `no working spec in the request and no ${SPEC_FILE} in the workspace, and no language model is configured to plan one`,
-              ...ambiguity.reasons,
+              // Offline nothing can guess what the request leaves open: name it.
+              ...missingFromRequest({ title: req.title, description: req.description }),
+              ...ambiguity.reasons.filter((r) => !r.startsWith('no acceptance criteria')),
             ],
             ambiguity: Math.max(ambiguity.score, 0.5),
             modelAvailable,
@@ -230,6 +289,43 @@ export function createPlanningActivities({ db, config, model: override, log = SI
       };
     },
 
+    /**
+     * Between the council's revise rounds on a plan: the model revises the spec on the judges' dissent. Offline, or when
+     * the model's answer is no valid spec, the plan stays as it is (`unchanged`, with why).
+     */
+    async revisePlan(
+      task: TaskRef,
+      req: { spec: WorkingSpec; dissent: { judge_id: string; reasons: string[] }[] },
+    ): Promise<PlanRevision> {
+      const none = { tokens: 0, costUsd: 0 };
+      if (!model()) return { kind: 'unchanged', reason: 'no language model is configured', usage: none };
+      let answer;
+      try {
+        answer = await withModel((m) => revisePlanWithModel(m, req));
+      } catch (err) {
+        if (!(err instanceof ModelOutputError)) throw err;
+        const usage = {
+          tokens: (err.usage?.inputTokens ?? 0) + (err.usage?.outputTokens ?? 0),
+          costUsd: err.costUsd ?? 0,
+        };
+        return { kind: 'unchanged', reason: err.message, usage };
+      }
+      const usage = { tokens: answer.usage.inputTokens + answer.usage.outputTokens, costUsd: answer.costUsd };
+      const parsed = parseWorkingSpec(answer.spec, { now: new Date().toISOString() });
+      if (!parsed.ok)
+        return { kind: 'unchanged', reason: `the revised spec is invalid: ${parsed.errors.join('; ')}`, usage };
+      const spec = parsed.spec;
+      activityLogger(log, task).info({ specId: spec.id, dissent: req.dissent.length }, 'plan revised on the dissent');
+      return {
+        kind: 'revised',
+        spec,
+        planHash: hashJson(spec),
+        plannedFiles: plannedFilesOf(spec.steps),
+        commands: commandsOf(spec),
+        usage,
+      };
+    },
+
     /** Risk on four dimensions with its evidence; the tier can only become more critical than the spec claims. */
     assessTaskRisk(task: TaskRef, spec: WorkingSpec, description: string): Promise<RiskSummary> {
       const contents: Record<string, string> = {};
@@ -237,29 +333,38 @@ export function createPlanningActivities({ db, config, model: override, log = SI
         if (s.kind === 'write_file') contents[s.path] = (contents[s.path] ?? '') + s.content;
         if (s.kind === 'replace') contents[s.path] = (contents[s.path] ?? '') + s.replace;
       }
-      const assessed = assessRisk({
-        files: plannedFilesOf(spec.steps),
+      return Promise.resolve(
+        riskSummaryOf(log, task, spec, 'plan', {
+          files: plannedFilesOf(spec.steps),
+          contents,
+          commands: commandsOf(spec),
+          spec,
+          description,
+        }),
+      );
+    },
+
+    /**
+     * Risk on the actual diff (its files and added lines, with the plan's commands): what an agent loop, which has no
+     * planned steps, or a command's side effects really changed. Assessed before the council on the result.
+     */
+    async assessDiffRisk(
+      task: TaskRef,
+      spec: WorkingSpec,
+      description: string,
+      diffRef: ArtifactRef,
+    ): Promise<RiskSummary> {
+      const artifact = await getArtifact(db, task.tenantId, diffRef.sha256);
+      if (!artifact) throw ApplicationFailure.nonRetryable(`diff ${diffRef.sha256} not found`, 'ArtifactMissing');
+      const files = parseUnifiedDiff(artifact.content.toString('utf8'));
+      const contents = Object.fromEntries(files.map((f) => [f.path, f.added.map((l) => l.text).join('\n')]));
+      const changed = files.flatMap((f) => (f.oldPath ? [f.path, f.oldPath] : [f.path]));
+      return riskSummaryOf(log, task, spec, 'diff', {
+        files: changed,
         contents,
         commands: commandsOf(spec),
-        spec: spec,
+        spec,
         description,
-      });
-      riskScore.observe({ tier: String(assessed.tier) }, assessed.score);
-      activityLogger(log, task).info(
-        { tier: assessed.tier, specTier: spec.risk_tier, score: assessed.score, method: assessed.method },
-        'task risk assessed',
-      );
-      return Promise.resolve({
-        tier: assessed.tier,
-        specTier: spec.risk_tier,
-        score: assessed.score,
-        method: assessed.method,
-        dimensions: Object.fromEntries(
-          Object.entries(assessed.dimensions).map(([name, d]) => [
-            name,
-            { score: d.score, evidence: d.evidence.map((e) => ({ kind: e.kind, detail: e.detail })) },
-          ]),
-        ),
       });
     },
 
@@ -278,6 +383,16 @@ export function createPlanningActivities({ db, config, model: override, log = SI
         const parsed = WaiverSchema.safeParse(doc);
         return parsed.success ? [parsed.data] : [];
       });
+    },
+
+    /**
+     * The gate commands registered for the task outside its spec (common/gate-commands.ts): the repository's
+     * registration first, then the tenant's default (TENANT_GATE_COMMANDS), one per kind. The tier policy's required
+     * gates run these (planGates).
+     */
+    async registeredGates(task: TaskRef, repositoryId?: string): Promise<RegisteredGate[]> {
+      const repository = repositoryId ? await getRepository(db, task.tenantId, repositoryId) : undefined;
+      return registeredGates(config.TENANT_GATE_COMMANDS ?? {}, task.tenantId, repository?.gates);
     },
 
     /** The agent loop's next action, from the configured model. */

@@ -198,6 +198,31 @@ const JUDGE_ROLES: Record<string, string> = {
   integration: 'the integration judge: contract breaks, cross-file consistency, migration safety and breaking changes',
 };
 
+/** Sends one planner prompt and returns the spec the model submitted. Throws ModelOutputError when there is none. */
+async function askForSpec(
+  model: LanguageModel,
+  user: string,
+  mode: 'tool' | 'json',
+  options: ModelCallOptions,
+  what: string,
+): Promise<PlanResult> {
+  const response = await model.complete({
+    system: PLANNER_SYSTEM,
+    messages: [{ role: 'user', content: user }],
+    ...(mode === 'tool' ? { tools: [SUBMIT_SPEC_TOOL], toolChoice: 'required' as const } : { json: true }),
+    maxTokens: options.maxTokens ?? 8192,
+  });
+  const spec = answerOf(response, SUBMIT_SPEC_TOOL.name, ['spec', 'working_spec']);
+  if (spec === undefined) {
+    throw new ModelOutputError(`the model gave no ${what} (no submit_spec call and no JSON object)`, {
+      usage: response.usage,
+      costUsd: response.costUsd,
+      raw: response.text,
+    });
+  }
+  return { spec, usage: response.usage, costUsd: response.costUsd };
+}
+
 /** Asks the model for a working spec and returns its raw object. Throws ModelOutputError when there is none. */
 export async function planWithModel(
   model: LanguageModel,
@@ -214,21 +239,29 @@ export async function planWithModel(
       ? `Call ${SUBMIT_SPEC_TOOL.name} with the spec.`
       : 'Answer with the spec as one JSON object with the fields above.',
   ].join('\n\n');
-  const response = await model.complete({
-    system: PLANNER_SYSTEM,
-    messages: [{ role: 'user', content: user }],
-    ...(mode === 'tool' ? { tools: [SUBMIT_SPEC_TOOL], toolChoice: 'required' as const } : { json: true }),
-    maxTokens: options.maxTokens ?? 8192,
-  });
-  const spec = answerOf(response, SUBMIT_SPEC_TOOL.name, ['spec', 'working_spec']);
-  if (spec === undefined) {
-    throw new ModelOutputError('the model gave no working spec (no submit_spec call and no JSON object)', {
-      usage: response.usage,
-      costUsd: response.costUsd,
-      raw: response.text,
-    });
-  }
-  return { spec, usage: response.usage, costUsd: response.costUsd };
+  return askForSpec(model, user, mode, options, 'working spec');
+}
+
+/**
+ * Asks the model to revise a working spec so that the council's dissent is met, and returns its raw object (the
+ * revised spec). Throws ModelOutputError when there is none.
+ */
+export async function revisePlanWithModel(
+  model: LanguageModel,
+  input: { spec: unknown; dissent: readonly { judge_id: string; reasons: readonly string[] }[] },
+  options: ModelCallOptions = {},
+): Promise<PlanResult> {
+  const mode = options.mode ?? 'tool';
+  const dissent = input.dissent.map((d) => `${d.judge_id}: ${d.reasons.join('; ')}`).join('\n');
+  const user = [
+    "Revise this working spec so that the council's objections are met. Keep what they do not object to.",
+    fenced('CURRENT SPEC', truncate(JSON.stringify(input.spec, null, 2), MAX_JUDGE_INPUT_CHARS)),
+    fenced('COUNCIL DISSENT', truncate(dissent, MAX_JUDGE_INPUT_CHARS)),
+    mode === 'tool'
+      ? `Call ${SUBMIT_SPEC_TOOL.name} with the revised spec.`
+      : 'Answer with the revised spec as one JSON object with the fields above.',
+  ].join('\n\n');
+  return askForSpec(model, user, mode, options, 'revised spec');
 }
 
 /**

@@ -7,6 +7,7 @@ import { Router, type Response } from 'express';
 import type { Payload } from '@temporalio/common';
 import { decodeMapFromPayloads } from '@temporalio/common/lib/internal-non-workflow/codec-helpers.js';
 import { listSigningKeys } from '../../common/signing.js';
+import { checkVerdict } from '../../common/verdict-check.js';
 import { councilDeliberationWorkflow, type agentTaskWorkflow } from '../../workflows/index.js';
 import { sessionQuery, type CouncilSession } from '../../workflows/council/session.js';
 import type { AppDeps } from '../app.js';
@@ -55,6 +56,8 @@ export function councilRoutes(deps: AppDeps): Router {
     const handle = temporal.workflow.getHandle<typeof councilDeliberationWorkflow>(d.workflowId);
     const session: CouncilSession | undefined = await handle.query(sessionQuery).catch(() => undefined);
     const outcome = d.status.name === 'COMPLETED' ? await handle.result() : session?.outcome;
+    const signingKeys = await listSigningKeys(db);
+    const tenantId = principalOf(res).tenantId;
     res.json({
       id: d.workflowId,
       taskId: d.memo?.taskId ?? null,
@@ -62,7 +65,9 @@ export function councilRoutes(deps: AppDeps): Router {
       temporalStatus: d.status.name,
       session: session ?? null,
       outcome: outcome ?? null,
-      signingKeys: await listSigningKeys(db),
+      // Whether the signed verdict verifies, with which key: a failing one is flagged, never shown as valid.
+      verdictCheck: outcome?.kind === 'final' ? await checkVerdict(db, tenantId, outcome.record, signingKeys) : null,
+      signingKeys,
     });
   });
 

@@ -28,6 +28,7 @@ function view(r: Repository) {
     default_ref: r.defaultRef,
     auth_secret_ref: r.authSecretRef,
     deliver_branch: r.deliverBranch,
+    gates: r.gates,
     created_by: r.createdBy,
     created_at: r.createdAt,
   };

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../common/config.js';
 import { executionWorkflowId } from '../../workflows/execution/definitions.js';
 import {
+  CALCULATOR_GATES,
   eventually,
   sampleRepo,
   startApi,
@@ -15,6 +16,12 @@ import {
 import { calculatorSpec, taskClient } from '../helpers/tasks.js';
 
 /** A gate command that writes an istanbul coverage summary with the given branch counts (or nothing). */
+/** The spec's tests gate and the sample's real coverage command, declared by the spec (no coverage is registered here). */
+const MEASURED_GATES = [
+  ...(calculatorSpec().gates as unknown[]),
+  { name: 'coverage', kind: 'coverage', run: CALCULATOR_GATES.coverage.run, report: CALCULATOR_GATES.coverage.report },
+];
+
 function coverageGate(branches?: { covered: number; total: number }) {
   const summary = branches && {
     total: {
@@ -23,9 +30,10 @@ function coverageGate(branches?: { covered: number; total: number }) {
     },
   };
   const script = summary
-    ? `require('fs').mkdirSync('coverage',{recursive:true});require('fs').writeFileSync('coverage/coverage-summary.json', ${JSON.stringify(JSON.stringify(summary))})`
+    ? `require('fs').writeFileSync('{out}/coverage-summary.json', ${JSON.stringify(JSON.stringify(summary))})`
     : 'process.exit(0)';
-  return { name: 'coverage', kind: 'coverage', run: ['node', '-e', script], report: 'coverage/coverage-summary.json' };
+  // The report goes into the output directory the platform names for the run (`{out}`), the only place it is read.
+  return { name: 'coverage', kind: 'coverage', run: ['node', '-e', script], report: 'coverage-summary.json' };
 }
 
 describe('execution', () => {
@@ -35,7 +43,14 @@ describe('execution', () => {
   const client = taskClient(() => api);
 
   beforeAll(async () => {
-    config = testConfig({ EXECUTION_CONTINUE_AS_NEW_AFTER: '2' });
+    // No coverage command registered: the spec's own coverage gate (coverageGate) is what measures it here.
+    const { coverage: _coverage, ...gates } = CALCULATOR_GATES;
+    // A council's `modify` offline goes to a person, whom nobody answers here: the task fails after 3 s.
+    config = testConfig({
+      EXECUTION_CONTINUE_AS_NEW_AFTER: '2',
+      TENANT_GATE_COMMANDS: JSON.stringify({ '*': gates }),
+      TASK_APPROVAL_TIMEOUT: '3s',
+    });
     workers = await startWorkers(config);
     api = await startApi(config);
   });
@@ -53,7 +68,7 @@ describe('execution', () => {
     const id = await client.submit({
       title: 'Many steps',
       workspace: await sampleRepo(),
-      spec: calculatorSpec({ steps: [...(calculatorSpec().steps as unknown[]), ...extra] }),
+      spec: calculatorSpec({ steps: [...(calculatorSpec().steps as unknown[]), ...extra], gates: MEASURED_GATES }),
     });
     const done = await client.finished(id);
     expect(done.status).toBe('completed');
@@ -97,6 +112,7 @@ describe('execution', () => {
       spec: calculatorSpec({
         scope: { in: ['src/', 'slow.txt'], out: ['test/'] },
         steps: [...(calculatorSpec().steps as unknown[]), slow, ...later],
+        gates: MEASURED_GATES,
       }),
     });
     const temporal = await temporalClient(config);

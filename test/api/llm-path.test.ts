@@ -258,7 +258,12 @@ describe('the language-model path, through the real openai client against a scri
 
       // Execution was the agent loop: the model's `replace`, then `finish`; the tests gate passed on the result.
       expect(result.steps).toEqual([expect.objectContaining({ ok: true })]);
-      expect(result.gates).toEqual([expect.objectContaining({ name: 'tests', passed: true, exitCode: 0 })]);
+      // The tier's required gates ran with the tenant's registered commands, each passing on its report.
+      expect(result.gates.map((g) => [g.name, g.passed, g.exitCode])).toEqual([
+        ['tests', true, 0],
+        ['coverage', true, 0],
+        ['mutation', true, 0],
+      ]);
       expect(result.filesChanged).toEqual(['src/calculator.js']);
       const diff = (await getArtifact(stack.api.db, 'default', result.diffRef!.sha256))!.content.toString();
       expect(diff).toContain(`-  ${BUGGY}`);
@@ -486,7 +491,12 @@ describe('the language-model path, through the real openai client against a scri
       expect(done.status).toBe('failed');
       expect(result.reason).toContain('the council rejected the result');
       expect(result.reason).toContain('vetoed: constitutional judge was uncertain (fails closed)');
-      expect(result.gates).toEqual([expect.objectContaining({ name: 'tests', passed: true })]);
+      // The tier's required gates, with the tenant's registered commands.
+      expect(result.gates.map((g) => [g.name, g.passed])).toEqual([
+        ['tests', true],
+        ['coverage', true],
+        ['mutation', true],
+      ]);
 
       // The recorded sessions, read through the API, hold the uncertain votes with the reason.
       const session = async (sessionId: string) => {

@@ -8,7 +8,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseUnifiedDiff } from '../../activities/council/review.js';
+import { putArtifact } from '../../common/artifacts.js';
 import { listAuditEvents, verifyAuditChain } from '../../common/audit.js';
+import { checkVerdict, type VerdictCheck } from '../../common/verdict-check.js';
 import type { Config } from '../../common/config.js';
 import { verifyJson, type JsonSignature } from '../../common/signing.js';
 import type { CouncilSession } from '../../workflows/council/session.js';
@@ -56,7 +58,24 @@ describe('the agent task pipeline', () => {
     const done = await client.finished(id);
     expect(done.status).toBe('completed');
     const result = done.result!;
-    expect(result.evaluations).toEqual([expect.objectContaining({ gate: 'tests', status: 'pass' })]);
+    // The tier policy's gates ran although the spec lists only `tests`: the commands the tenant registered, each
+    // judged on the report it wrote into the output directory the platform named for that run.
+    expect(result.evaluations.map((e) => [e.gate, e.status])).toEqual([
+      ['tests', 'pass'],
+      ['coverage', 'pass'],
+      ['mutation', 'pass'],
+    ]);
+    expect(result.gates.map((g) => [g.name, g.source, g.exitCode])).toEqual([
+      ['tests', 'tenant', 0],
+      ['coverage', 'tenant', 0],
+      ['mutation', 'tenant', 0],
+    ]);
+    for (const g of result.gates) expect(g.outputDir).toMatch(new RegExp(`^\\.agency/gates/${g.name}-`));
+    expect(new Set(result.gates.map((g) => g.outputDir)).size).toBe(3);
+    expect(result.gates[0]!.tests).toEqual({ ran: 3, passed: 3, failed: 0, skipped: 0 });
+    // A1 is covered because a test named after it ran and passed (test/calculator.test.js: "A1: average …").
+    expect(result.gates[0]!.acceptance).toEqual([{ id: 'A1', passed: 1, failed: 0, skipped: 0 }]);
+    expect(result.gates[2]!.evidence).toMatch(/mutation\.json: 3\/3 mutants detected$/);
     expect(result.verdicts.map((v) => [v.phase, v.verdict.decision, v.verdict.votes.map((x) => x.verdict)])).toEqual([
       ['plan', 'accept', ['pass', 'pass', 'pass', 'pass']],
       ['result', 'accept', ['pass', 'pass', 'pass', 'pass']],
@@ -91,6 +110,37 @@ describe('the agent task pipeline', () => {
       );
     }
 
+    // Where verdicts are read, each says whether its signature verifies and with which key.
+    expect(done.verdictChecks!.map((c) => [c.phase, c.verified, c.keyId])).toEqual(
+      result.verdicts.map((v) => [v.phase, true, v.signature.keyId]),
+    );
+    const sessionView = await json<{ verdictCheck: VerdictCheck }>(
+      await client.get(`/api/v1/council/sessions/${result.verdicts[0]!.sessionId}`),
+    );
+    expect(sessionView.verdictCheck).toMatchObject({ verified: true, keyId: result.verdicts[0]!.signature.keyId });
+    // A verdict shown otherwise than signed, or signed over another payload, is flagged, never shown as valid.
+    const record = result.verdicts[1]!;
+    const altered = { ...record, verdict: { ...record.verdict, decision: 'reject' as const } };
+    expect(await checkVerdict(workers.db, 'default', altered)).toMatchObject({
+      verified: false,
+      reason: 'the verdict shown differs from the verdict signed',
+    });
+    const signedText = await (await client.get(`/api/v1/tasks/${id}/artifacts/${record.verdictRef.sha256}`)).text();
+    const forged = JSON.parse(signedText) as { payload: { verdict: { score: number } } };
+    forged.payload.verdict.score = 0.125; // the verdict signed scored otherwise
+    const forgedRef = await putArtifact(workers.db, 'default', JSON.stringify(forged), 'application/json');
+    expect(await checkVerdict(workers.db, 'default', { ...record, verdictRef: forgedRef })).toMatchObject({
+      verified: false,
+      keyId: record.signature.keyId,
+      reason: `the signature does not verify with key ${record.signature.keyId}`,
+    });
+    expect(
+      await checkVerdict(workers.db, 'default', {
+        ...record,
+        signature: { ...record.signature, keyId: 'f'.repeat(16) },
+      }),
+    ).toMatchObject({ verified: false, reason: `key ${'f'.repeat(16)} is not a registered signing key` });
+
     const audit = await json<{ events: { action: string; payload: Record<string, unknown> }[] }>(
       await client.get(`/api/v1/tasks/${id}/audit`),
     );
@@ -107,7 +157,44 @@ describe('the agent task pipeline', () => {
       await client.get(`/api/v1/tasks/${id}/artifacts`),
     );
     const names = artifacts.items.map((a) => a.name);
-    for (const n of ['spec', 'diff-1', 'gate-tests-1', 'provenance']) expect(names).toContain(n);
+    for (const n of ['spec', 'diff-1', 'gate-tests-1', 'gate-tests-report-1', 'provenance']) expect(names).toContain(n);
+    // The reports are evidence, not part of the change.
+    expect(result.filesChanged).toEqual(['src/calculator.js']);
+  });
+
+  it('when a gate exits 0 without a report that shows checks passing, then it fails: no test ran, or no report at all', async () => {
+    const workspace = await sampleRepo();
+    await rm(path.join(workspace, 'test'), { recursive: true });
+    await run('git', ['-c', 'user.name=t', '-c', 'user.email=t@x', 'commit', '-qam', 'no tests'], { cwd: workspace });
+    // The hurried API: the council's `modify` goes to a person, whom nobody answers here.
+    const done = await hurriedClient.finished(
+      await hurriedClient.submit({
+        title: 'No tests at all',
+        workspace,
+        spec: calculatorSpec({
+          gates: [
+            { name: 'tests', run: ['node', '--test'] },
+            { name: 'smoke', kind: 'custom', run: ['true'] },
+            { name: 'quiet', kind: 'lint', run: ['node', '-e', ''] },
+          ],
+        }),
+      }),
+    );
+    expect(done.status).toBe('failed');
+    expect(done.result!.reason).toMatch(
+      /^the council asked for changes \(.*tests\.failed.*\) and nobody decided on the result within 1500 ms/,
+    );
+    const gate = (name: string) => done.result!.gates.find((g) => g.name === name)!;
+    const evaluation = (name: string) => done.result!.evaluations.find((e) => e.gate === name)!;
+    // `node --test` with no test file exits 0; its report shows that no test ran.
+    expect(gate('tests')).toMatchObject({ exitCode: 0, passed: false, tests: { ran: 0, passed: 0, failed: 0 } });
+    expect(evaluation('tests')).toMatchObject({ status: 'fail' });
+    expect(evaluation('tests').reason).toContain('no test ran');
+    for (const name of ['smoke', 'quiet']) {
+      expect(gate(name)).toMatchObject({ exitCode: 0, missing: true });
+      expect(evaluation(name).status).toBe('fail');
+      expect(evaluation(name).reason).toMatch(/no report at \.agency\/gates\/.+: this run wrote none/);
+    }
   });
 
   it('when events are streamed, then they arrive as server-sent events and a reconnect with Last-Event-ID resumes after it', async () => {
@@ -252,7 +339,7 @@ describe('the agent task pipeline', () => {
     expect(verdict.votes.filter((v) => v.verdict === 'pass').length).toBeGreaterThanOrEqual(2);
   });
 
-  it('when a judge dissents, then the council holds two revise rounds, asks for changes, and a clarified spec completes', async () => {
+  it('when a rule judge dissents, then the deterministic council decides in one round, asks for changes, and a clarified spec completes', async () => {
     const id = await client.submit({
       title: 'Loosen permissions',
       workspace: await sampleRepo(),
@@ -264,16 +351,78 @@ describe('the agent task pipeline', () => {
     expect(waiting.progress!.pendingClarification!.reasons.join(' ')).toContain('commands.chmod-777');
     const sessionId = waiting.progress!.councilSessions[0]!;
     const session = await json<{ session: CouncilSession }>(await client.get(`/api/v1/council/sessions/${sessionId}`));
-    expect(session.session.rounds).toHaveLength(3);
+    // The same rules on the same plan vote the same way: no revise round re-votes an unchanged plan.
+    expect(session.session.rounds).toHaveLength(1);
+    expect(session.session.plans).toEqual([waiting.progress!.planHash]);
     expect(session.session.outcome).toMatchObject({
       kind: 'final',
-      record: { verdict: { decision: 'modify', rounds: 3 } },
+      record: { verdict: { decision: 'modify', rounds: 1 } },
     });
 
     expect((await client.post(`/api/v1/tasks/${id}/clarify`, { spec: calculatorSpec() })).status).toBe(202);
     const done = await client.finished(id);
     expect(done.status).toBe('completed');
     expect(done.result!.verdicts.map((v) => v.verdict.decision)).toEqual(['modify', 'accept', 'accept']);
+  });
+
+  it("when the diff is riskier than the plan and the council asks for changes offline, then the stricter tier applies and a person decides with the judges' reasons", async () => {
+    // A command writes what no planned step shows: billing code (tier 1 by its path) with a DROP TABLE.
+    const created = await client.post('/api/v1/waivers', {
+      id: 'WV-1501',
+      gates: ['contracts'],
+      reason: 'the sample has no contract checks',
+      impact_level: 'low',
+      mitigation: 'reviewed by hand',
+      expires_at: new Date(Date.now() + 86_400_000).toISOString(),
+    });
+    expect(created.status).toBe(201);
+    expect((await client.post('/api/v1/waivers/WV-1501/approve', {})).status).toBe(200);
+    const id = await client.submit({
+      title: 'Riskier than planned',
+      workspace: await sampleRepo(),
+      spec: calculatorSpec({
+        waiver_ids: ['WV-1501'],
+        steps: [
+          ...(calculatorSpec().steps as unknown[]),
+          {
+            kind: 'command',
+            run: [
+              'node',
+              '-e',
+              // Spelled in pieces: the plan shows this command, and only the diff shows what it writes.
+              "const fs = require('fs'); const d = 'src/' + 'bill' + 'ing'; fs.mkdirSync(d); fs.writeFileSync(d + '/cleanup.sql', 'DR' + 'OP TABLE invoices;\\n')",
+            ],
+          },
+        ],
+      }),
+    });
+    const waiting = await eventually(
+      async () => {
+        const t = await client.task(id);
+        return t.status === 'awaiting_approval' || t.temporalStatus !== 'RUNNING' ? t : undefined;
+      },
+      { timeoutMs: 90_000, what: 'the result to wait for a person' },
+    );
+    expect([waiting.status, waiting.result?.reason]).toEqual(['awaiting_approval', undefined]);
+    const pending = waiting.progress!.pendingApproval!;
+    expect(pending.kind).toBe('result');
+    expect(pending.reasons[0]).toMatch(/^the council asked for changes to the result: .*sql\.drop-table/);
+    expect(pending.reasons.some((r) => r.startsWith('technical: '))).toBe(true);
+    expect(waiting.progress!.riskTier).toBe(1);
+    const approved = await client.post(`/api/v1/tasks/${id}/approve`, { hash: pending.hash, reason: 'a test table' });
+    expect(approved.status).toBe(200);
+    const done = await client.finished(id);
+    expect(done.status).toBe('completed');
+    const result = done.result!;
+    expect(result.risk).toMatchObject({ tier: 1, planTier: 3, basis: 'diff' });
+    expect(result.verdicts.map((v) => [v.phase, v.verdict.decision, v.verdict.rounds])).toEqual([
+      ['plan', 'accept', 1],
+      ['result', 'modify', 1],
+    ]);
+    // The gates were judged again at tier 1: its thresholds, and its required contracts gate (waived here).
+    expect(result.evaluations.find((e) => e.gate === 'coverage')).toMatchObject({ status: 'pass', threshold: 0.9 });
+    expect(result.evaluations.find((e) => e.gate === 'contracts')).toMatchObject({ status: 'waived' });
+    expect(result.approvals.map((a) => [a.decision, a.accepted])).toEqual([['approve', true]]);
   });
 
   it('when the council is split two against two under majority, then it escalates to a person, never deciding at random', async () => {
@@ -426,7 +575,14 @@ describe('the agent task pipeline', () => {
     await run('git', ['-c', 'user.name=t', '-c', 'user.email=t@x', 'commit', '-qam', 'no spec'], { cwd: workspace });
     const id = await client.submit({ title: 'Make it better somehow', workspace });
     const waiting = await client.waitFor(id, 'awaiting_clarification');
-    expect(waiting.progress!.pendingClarification!.reasons[0]).toContain('no language model is configured');
+    const reasons = waiting.progress!.pendingClarification!.reasons;
+    expect(reasons[0]).toContain('no language model is configured');
+    // Offline nothing guesses what the request leaves open: it is named.
+    expect(reasons.slice(1, 4)).toEqual([
+      'no acceptance criteria: nothing says when the change is done (given, when, then)',
+      'no scope: no file or directory the change may touch is named',
+      'no gate: nothing says how the change will be checked (tests, lint, types)',
+    ]);
 
     const bad = await client.post(`/api/v1/tasks/${id}/clarify`, { spec: 'id: [unclosed' });
     expect(bad.status).toBe(400);

@@ -3,7 +3,8 @@
  * confined to the tenant's file:// roots (a path outside, `..`, a symlink leading out: refused, and again at clone
  * time), another tenant's repository a 404 (read, delete, start a task), the deprecated `workspace` refused outside
  * LOCAL_WORKSPACE_ROOTS, an https repository whose token (by secret reference) reaches the git server but never the
- * workflow histories or the logs, and delivery of an accepted result as a branch pushed to a bare repository.
+ * workflow histories or the logs, delivery of an accepted result as a branch pushed to a bare repository, and a
+ * repository's registered gate commands run for its tasks' required gates in place of the spec's and the tenant's.
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -14,6 +15,7 @@ import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey, ensureTenant } from '../../common/api-keys.js';
+import { getArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { taskWorkflowId } from '../../workflows/task/definitions.js';
@@ -159,6 +161,54 @@ describe('repositories: tenant resources, confined roots, credentials by referen
       [taskWorkflowId(id)],
     );
     expect(rows[0]?.payload).toMatchObject({ ref: 'main' });
+  });
+
+  it("when a repository is registered with its own gate commands, then its tasks' required gates run those, not the spec's or the tenant's", async () => {
+    const inside = path.join(root, 'gated');
+    await run('git', ['clone', '--quiet', outside, inside]);
+    // Only the acceptance test, into a report of its own name: a run of the spec's command (`node --test`, no report)
+    // or of the tenant's default (all three tests, junit.xml) would show otherwise in the gate's report.
+    const tests = {
+      run: [
+        'node',
+        '--test',
+        '--test-name-pattern=^A1:',
+        '--test-reporter=junit',
+        '--test-reporter-destination={out}/registered.xml',
+      ],
+      report: 'registered.xml',
+    };
+    const res = await register({ id: 'gated', url: `file://${inside}`, gates: { tests } });
+    expect(res.status).toBe(201);
+    expect(await json(res)).toMatchObject({ id: 'gated', gates: { tests } });
+    expect(await json(await api.fetch('/api/v1/repositories/gated'))).toMatchObject({ gates: { tests } });
+
+    const spec = calculatorSpec();
+    expect(spec.gates).toEqual([expect.objectContaining({ name: 'tests', run: ['node', '--test'] })]);
+    const id = await tasks.submit({ title: 'Fix average() under registered gates', repository: 'gated', spec });
+    const done = await tasks.finished(id);
+    expect(done.result?.status, done.result?.reason).toBe('completed');
+    const byKind = Object.fromEntries(done.result!.gates.map((g) => [g.kind, g]));
+    expect(Object.keys(byKind).sort()).toEqual(['coverage', 'mutation', 'tests']);
+    // The tests gate: the repository's command, its report read from the run's own output directory.
+    expect(byKind.tests).toMatchObject({
+      passed: true,
+      source: 'repository',
+      tests: { passed: 1, failed: 0, skipped: 2 },
+      acceptance: [{ id: 'A1', passed: 1, failed: 0, skipped: 0 }],
+    });
+    expect(byKind.tests!.evidence).toMatch(/^\.agency\/gates\/tests-[^/]+\/registered\.xml: /);
+    const report = await getArtifact(api.db, 'default', byKind.tests!.reportRef!.sha256);
+    expect(report?.content.toString()).toContain('test name does not match pattern');
+    // Kinds the repository left out fall back to the tenant's default.
+    expect(byKind.coverage).toMatchObject({ passed: true, source: 'tenant' });
+    expect(byKind.mutation).toMatchObject({ passed: true, source: 'tenant' });
+
+    // Registered commands are validated: an unknown kind or a report path climbing out is a 400.
+    for (const gates of [{ nonsense: tests }, { tests: { ...tests, report: '../x.xml' } }]) {
+      const bad = await register({ id: `bad-${randomUUID().slice(0, 6)}`, url: `file://${inside}`, gates });
+      expect(bad.status, JSON.stringify(gates)).toBe(400);
+    }
   });
 
   it('when the repository becomes a symlink leading out after registration, then the task fails at clone time', async () => {

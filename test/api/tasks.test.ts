@@ -82,7 +82,26 @@ describe('tasks over HTTP against the real stack', () => {
 
     const done = await finalState(id);
     expect(done.status).toBe('completed');
-    expect(done.result?.gates).toEqual([expect.objectContaining({ name: 'tests', passed: true, exitCode: 0 })]);
+    // The tier's required gates, each measured by the tenant's registered command and passed on its report: the
+    // sample's three tests ran (the A1 one among them), full branch coverage, every mutant detected.
+    expect(done.result?.gates).toEqual([
+      expect.objectContaining({
+        kind: 'tests',
+        passed: true,
+        exitCode: 0,
+        source: 'tenant',
+        tests: { ran: 3, passed: 3, failed: 0, skipped: 0 },
+        acceptance: [{ id: 'A1', passed: 1, failed: 0, skipped: 0 }],
+      }),
+      expect.objectContaining({ kind: 'coverage', passed: true, source: 'tenant', value: 1 }),
+      expect.objectContaining({ kind: 'mutation', passed: true, source: 'tenant', value: 1 }),
+    ]);
+    // Each report was read from a fresh output directory the platform named for that run.
+    expect(done.result!.gates.map((g) => g.outputDir)).toEqual([
+      expect.stringMatching(/^\.agency\/gates\/tests-/),
+      expect.stringMatching(/^\.agency\/gates\/coverage-/),
+      expect.stringMatching(/^\.agency\/gates\/mutation-/),
+    ]);
     expect(done.result?.filesChanged).toEqual(['src/calculator.js']);
     expect(done.result?.verdicts.map((v) => [v.phase, v.verdict.decision])).toEqual([
       ['plan', 'accept'],

@@ -29,8 +29,12 @@ import { calculatorSpec, taskClient } from '../helpers/tasks.js';
 const FIXTURE = path.join(PROJECT_ROOT, 'test', 'fixtures', 'third-party-mcp-server.ts');
 /** tsx by absolute URL: a tenant's stdio server runs in the task's workspace, where `--import tsx` would not resolve. */
 const TSX = import.meta.resolve('tsx');
-/** A gate that passes: these tests are about the tool calls, not the sample's tests. */
-const PASSING_GATE = { name: 'tests', run: ['node', '-e', '0'], covers: ['A1'] };
+/**
+ * The sample's fix, after the steps under test: these tests are about the tool calls, and the gates the tier requires
+ * (the sample's registered tests, coverage and mutation commands) run on the calculator those steps leave, so it must
+ * be the fixed one for a task to pass them.
+ */
+const FIX_STEP = calculatorSpec().steps as unknown[];
 
 interface ServerView {
   id: string;
@@ -63,12 +67,12 @@ describe('tools', () => {
     return body;
   };
 
-  /** Runs a task (auto mode) with the given steps and the sample's test gate, and returns its final view. */
+  /** Runs a task (auto mode) with the given steps then the sample's fix, and returns its final view. */
   const runSteps = async (steps: unknown[], extra: Record<string, unknown> = {}) => {
     const id = await client.submit({
       title: 'Tool steps',
       workspace: await sampleRepo(),
-      spec: calculatorSpec({ steps, gates: [PASSING_GATE], ...extra }),
+      spec: calculatorSpec({ steps: [...steps, ...FIX_STEP], ...extra }),
     });
     return { id, done: await client.finished(id, 120_000) };
   };
@@ -285,8 +289,10 @@ describe('tools', () => {
       title: 'Deploy',
       workspace: await sampleRepo(),
       spec: calculatorSpec({
-        steps: [{ kind: 'tool', capabilities: ['ops.deploy'], server: server.id, arguments: { target: 'prod' } }],
-        gates: [PASSING_GATE],
+        steps: [
+          { kind: 'tool', capabilities: ['ops.deploy'], server: server.id, arguments: { target: 'prod' } },
+          ...FIX_STEP,
+        ],
       }),
     });
     const waiting = await client.waitFor(id, 'awaiting_approval', 90_000);
@@ -311,13 +317,23 @@ describe('tools', () => {
     const lines = original.split('\n');
     const at = lines.findIndex((l) => l.includes('values.length - 1'));
     expect(at).toBeGreaterThan(1);
-    // Two finds sharing one line; the edits change different, non-adjacent lines: a clean merge.
+    // Two finds sharing one line; the edits change different, non-adjacent lines: a clean merge. The second is the
+    // sample's fix (the shared line is the buggy one), so the merged result passes the tier's gates; no fix appended.
     const a = lines.slice(at - 2, at + 1).join('\n');
     const b = lines.slice(at, at + 3).join('\n');
-    const merged = await runSteps([
-      { kind: 'replace', path: file, find: a, replace: a.replace(lines[at - 2]!, `${lines[at - 2]!} // first`) },
-      { kind: 'replace', path: file, find: b, replace: b.replace(lines[at + 2]!, `${lines[at + 2]!} // second`) },
-    ]);
+    const fix = FIX_STEP[0] as { find: string; replace: string };
+    expect(lines[at]).toContain(fix.find);
+    const id0 = await client.submit({
+      title: 'Overlapping edits',
+      workspace: await sampleRepo(),
+      spec: calculatorSpec({
+        steps: [
+          { kind: 'replace', path: file, find: a, replace: a.replace(lines[at - 2]!, `${lines[at - 2]!} // first`) },
+          { kind: 'replace', path: file, find: b, replace: b.replace(fix.find, fix.replace) },
+        ],
+      }),
+    });
+    const merged = { id: id0, done: await client.finished(id0, 120_000) };
     expect(merged.done.status, merged.done.result?.reason).toBe('completed');
     expect(merged.done.result!.steps).toHaveLength(1);
     const conflicts = await api.db.query<{ payload: { resolution: string; evidence: string } }>(
@@ -334,7 +350,6 @@ describe('tools', () => {
           { kind: 'replace', path: file, find: lines[at]!, replace: `${lines[at]!} // one` },
           { kind: 'replace', path: file, find: lines[at]!, replace: `${lines[at]!} // two` },
         ],
-        gates: [PASSING_GATE],
       }),
     });
     const waiting = await client.waitFor(id, 'awaiting_approval', 90_000);

@@ -72,7 +72,12 @@ describe('the Temporal server restarted in the middle of a task', () => {
 
     const result = await handle.result();
     expect(result.status).toBe('completed');
-    expect(result.gates).toEqual([expect.objectContaining({ name: 'tests', passed: true })]);
+    // The tier's required gates (the tenant's registered commands), each passed on its report.
+    expect(result.gates).toEqual([
+      expect.objectContaining({ kind: 'tests', passed: true, source: 'tenant' }),
+      expect.objectContaining({ kind: 'coverage', passed: true, source: 'tenant' }),
+      expect.objectContaining({ kind: 'mutation', passed: true, source: 'tenant' }),
+    ]);
     // Every event recorded before the restart is still there, in order.
     const historyAfter = await handle.fetchHistory();
     const before = historyBefore.events!.map((e) => String(e.eventType));

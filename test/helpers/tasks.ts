@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { approvalSignerFor, signDecision } from '../../common/approval-keys.js';
 import type { SignedDecision } from '../../workflows/task/decision-proof.js';
 import type { Config } from '../../common/config.js';
+import type { VerdictCheck } from '../../common/verdict-check.js';
 import { queueFor } from '../../temporal/task-queues.js';
 import { agentTaskWorkflow } from '../../workflows/index.js';
 import {
@@ -22,6 +23,7 @@ export interface TaskView {
   temporalStatus: string;
   progress?: TaskProgress;
   result?: TaskResult;
+  verdictChecks?: VerdictCheck[];
   failure?: string;
 }
 

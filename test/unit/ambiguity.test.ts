@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assessAmbiguity, inside } from '../../activities/planning/ambiguity.js';
+import { assessAmbiguity, inside, missingFromRequest } from '../../activities/planning/ambiguity.js';
 
 const CLEAR_SPEC = {
   id: 'FEAT-0042',
@@ -190,5 +190,28 @@ describe('inside', () => {
     ['lib/x.ts', 'src/**', false],
   ])('when %s is checked against %s, then inside is %s', (path, entry, expected) => {
     expect(inside(path, entry)).toBe(expected);
+  });
+});
+
+describe('missingFromRequest', () => {
+  it('when a request in words names no outcome, no path and no check, then all three are named as missing', () => {
+    expect(missingFromRequest({ title: 'Make it better somehow', description: '' })).toEqual([
+      'no acceptance criteria: nothing says when the change is done (given, when, then)',
+      'no scope: no file or directory the change may touch is named',
+      'no gate: nothing says how the change will be checked (tests, lint, types)',
+    ]);
+  });
+
+  it('when the words name a file and a check, or the spec has them, then only what is still open is named', () => {
+    const words = missingFromRequest({
+      title: 'Fix rounding',
+      description: 'In src/money.ts round half up; the tests must pass.',
+    });
+    expect(words).toEqual(['no acceptance criteria: nothing says when the change is done (given, when, then)']);
+    expect(missingFromRequest({ title: 'Add rate limiting', description: '', spec: CLEAR_SPEC })).toEqual([
+      'no gate: nothing says how the change will be checked (tests, lint, types)',
+    ]);
+    const gated = { ...CLEAR_SPEC, gates: [{ name: 'tests', run: ['npm', 'test'] }] };
+    expect(missingFromRequest({ title: 'Add rate limiting', description: '', spec: gated })).toEqual([]);
   });
 });

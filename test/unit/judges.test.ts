@@ -86,7 +86,14 @@ function input(over: Partial<JudgeInput> = {}): JudgeInput {
     diff: CLEAN_DIFF,
     commands: [['npm', 'test']],
     budget: { maxFiles: 50, maxLoc: 2000 },
-    gates: [{ gate: 'tests', status: 'pass', reason: '14 passed; covers A1' }],
+    gates: [
+      {
+        gate: 'tests',
+        status: 'pass',
+        reason: '14 passed; covers A1',
+        acceptance: [{ id: 'A1', passed: 2, failed: 0, skipped: 0 }],
+      },
+    ],
     activeWaivers: [],
     ...over,
   };
@@ -314,14 +321,32 @@ describe('technical judge', () => {
 });
 
 describe('quality judge', () => {
-  it('when each acceptance id is referenced by a passing gate, then it passes with test evidence', () => {
+  it('when the test report maps passing tests to each acceptance id, then it passes with test evidence', () => {
     const verdict = evaluateQuality(input());
     expect(verdict.verdict).toBe('pass');
     expect(verdict.evidence).toContainEqual({
       type: 'test',
       ref: 'gate:tests',
-      summary: 'A1 covered by passing gate(s) tests',
+      summary: 'A1 covered: 2 test(s) mapped to it ran and passed',
     });
+  });
+
+  it('when a passing gate only claims to cover a criterion and no test is mapped to it, then it is not covered', () => {
+    const claimed = evaluateQuality(
+      input({ gates: [{ gate: 'tests', status: 'pass', reason: '14 passed; covers A1' }] }),
+    );
+    expect(claimed.verdict).toBe('uncertain');
+    expect(claimed.reasons).toContain(
+      'A1: no test in the gates\' reports is mapped to it (name a test after it, e.g. "A1: …")',
+    );
+    const skipped = evaluateQuality(
+      input({
+        gates: [
+          { gate: 'tests', status: 'pass', reason: '', acceptance: [{ id: 'A1', passed: 0, failed: 0, skipped: 1 }] },
+        ],
+      }),
+    );
+    expect(skipped.reasons).toContain('A1: the tests mapped to it were skipped');
   });
 
   it('when a tier-2 spec has no acceptance criteria, then it fails', () => {
@@ -337,15 +362,34 @@ describe('quality judge', () => {
   });
 
   it('when the tests gate failed, then it fails on the gate and on the criterion it covers', () => {
-    const verdict = evaluateQuality(input({ gates: [{ gate: 'tests', status: 'fail', reason: 'A1: 1 failed' }] }));
+    const verdict = evaluateQuality(
+      input({
+        gates: [
+          {
+            gate: 'tests',
+            status: 'fail',
+            reason: '1 failed',
+            acceptance: [{ id: 'A1', passed: 1, failed: 1, skipped: 0 }],
+          },
+        ],
+      }),
+    );
     expect(verdict.verdict).toBe('fail');
     expect(ruleIds(verdict)).toEqual(['tests.failed', 'acceptance.failed']);
   });
 
-  it('when a criterion is not referenced by any gate (A10 is not A1), then it is uncertain and says which', () => {
-    const verdict = evaluateQuality(input({ gates: [{ gate: 'tests', status: 'pass', reason: 'covers A10' }] }));
+  it('when only another criterion has tests (A10 is not A1), then it is uncertain and says which', () => {
+    const verdict = evaluateQuality(
+      input({
+        gates: [
+          { gate: 'tests', status: 'pass', reason: '', acceptance: [{ id: 'A10', passed: 3, failed: 0, skipped: 0 }] },
+        ],
+      }),
+    );
     expect(verdict.verdict).toBe('uncertain');
-    expect(verdict.reasons).toContain('A1 is not referenced by any gate result');
+    expect(verdict.reasons).toContain(
+      'A1: no test in the gates\' reports is mapped to it (name a test after it, e.g. "A1: …")',
+    );
   });
 
   it('when the plan declares no gate, then it is uncertain', () => {

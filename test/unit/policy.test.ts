@@ -8,11 +8,14 @@ import {
   gateKind,
   gatesPassed,
   isWaiverActive,
+  planGates,
+  requiredGateKinds,
   resolveTierPolicy,
   trustScore,
   WaiverSchema,
   waiverInactiveReason,
   type GateMeasurement,
+  type RegisteredGate,
   type Waiver,
 } from '../../workflows/task/policy.js';
 import { WorkingSpecSchema, type WorkingSpec } from '../../workflows/task/spec.js';
@@ -62,6 +65,7 @@ describe('tier policy', () => {
         minMutationScore: 0.7,
         contractsRequired: true,
         manualReviewRequired: true,
+        requiredGates: ['tests', 'coverage', 'mutation'],
         maxFiles: 25,
         maxLoc: 1000,
       },
@@ -70,6 +74,7 @@ describe('tier policy', () => {
         minMutationScore: 0.5,
         contractsRequired: true,
         manualReviewRequired: false,
+        requiredGates: ['tests', 'coverage', 'mutation'],
         maxFiles: 50,
         maxLoc: 2000,
       },
@@ -78,6 +83,7 @@ describe('tier policy', () => {
         minMutationScore: 0.3,
         contractsRequired: false,
         manualReviewRequired: false,
+        requiredGates: ['tests', 'coverage', 'mutation'],
         maxFiles: 100,
         maxLoc: 5000,
       },
@@ -383,5 +389,72 @@ describe('trust score', () => {
         return score >= 0 && score <= 1 && Math.abs(score - expected) < 1e-6;
       }),
     );
+  });
+});
+
+describe('gates the tier policy requires', () => {
+  const registered: RegisteredGate[] = [
+    {
+      kind: 'tests',
+      run: ['node', '--test', '--test-reporter=junit', '--test-reporter-destination={out}/junit.xml'],
+      source: 'repository',
+    },
+    { kind: 'coverage', run: ['npm', 'run', 'coverage'], report: 'lcov.info', source: 'tenant' },
+  ];
+
+  it('when the tier requires contracts, then contracts join tests, coverage and mutation; at tier 3 they do not', () => {
+    expect(requiredGateKinds(1)).toEqual(['tests', 'coverage', 'mutation', 'contracts']);
+    expect(requiredGateKinds(2)).toEqual(['tests', 'coverage', 'mutation', 'contracts']);
+    expect(requiredGateKinds(3)).toEqual(['tests', 'coverage', 'mutation']);
+    expect(requiredGateKinds(3, resolveTierPolicy({ 3: { requiredGates: ['tests'] } }))).toEqual(['tests']);
+  });
+
+  it('when the spec lists no gate, then the registered commands run for the required kinds', () => {
+    const plan = planGates(3, spec(), registered);
+    expect(plan.gates.map((p) => [p.gate.name, p.gate.kind, p.source])).toEqual([
+      ['tests', 'tests', 'repository'],
+      ['coverage', 'coverage', 'tenant'],
+    ]);
+    expect(plan.gates[1]!.gate.report).toBe('lcov.info');
+    expect(plan.required).toEqual(['tests', 'coverage', 'mutation']);
+  });
+
+  it("when the spec declares a gate of a required kind, then the registered command replaces it; the spec's others stay", () => {
+    const s = spec({
+      gates: [
+        { name: 'unit', kind: 'tests', run: ['true'] },
+        { name: 'mutation', run: ['npx', 'stryker', 'run'] },
+        { name: 'docs', kind: 'custom', run: ['make', 'docs'] },
+      ],
+    });
+    const plan = planGates(3, s, registered);
+    expect(plan.gates.map((p) => [p.gate.name, p.source, p.gate.run[0]])).toEqual([
+      ['mutation', 'spec', 'npx'],
+      ['docs', 'spec', 'make'],
+      ['tests', 'repository', 'node'],
+      ['coverage', 'tenant', 'npm'],
+    ]);
+  });
+
+  it('when a required gate has no command anywhere, then it fails as missing unless a waiver covers it', () => {
+    const s = spec({ risk_tier: 2 });
+    const plan = planGates(2, s, registered);
+    const measured: GateMeasurement[] = [
+      { gate: 'tests', kind: 'tests', passed: true, evidence: 'junit.xml: 3 ran' },
+      coverage(0.95),
+    ];
+    const opts = { tier: 2 as const, spec: s, now: NOW, gates: plan.gates.map((p) => p.gate), required: plan.required };
+    const evaluations = evaluateGates(measured, { ...opts, waivers: [] });
+    expect(evaluations.map((e) => [e.gate, e.status])).toEqual([
+      ['tests', 'pass'],
+      ['coverage', 'pass'],
+      ['mutation', 'fail'],
+      ['contracts', 'fail'],
+    ]);
+    expect(evaluations[3]!.reason).toContain('required by the tier 2 policy; no command for it');
+    const waived = evaluateGates(measured, { ...opts, waivers: [waiver({ gates: ['contracts', 'mutation'] })] });
+    expect(waived.slice(2).map((e) => e.status)).toEqual(['waived', 'waived']);
+    // Without the plan (executions planned before required gates), nothing is added.
+    expect(evaluateGates(measured, { tier: 2, spec: s, now: NOW, waivers: [] })).toHaveLength(2);
   });
 });

@@ -1,7 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  criteriaTests,
+  namesCriterion,
+  parseEslintJson,
   parseIstanbulSummary,
+  parseJUnit,
   parseLcov,
   parseStrykerReport,
   ReportError,
@@ -224,5 +228,65 @@ describe('Stryker mutation report', () => {
     expect(() => parseStrykerReport('{"files": {"a.ts": {"mutants": [{"status": "Eaten"}]}}}')).toThrow(
       'the mutation report: files["a.ts"].mutants[0] has an unknown status "Eaten"',
     );
+  });
+});
+
+/** What `node --test --test-reporter=junit` writes (trimmed), with a failure, a skip and output in CDATA. */
+const NODE_JUNIT = `<?xml version="1.0" encoding="utf-8"?>
+<testsuites>
+  <testcase name="sum adds every value" time="0.001" classname="test"/>
+  <testcase name="A1: average divides the sum by the number of values" time="0.002" classname="test"/>
+  <testcase name="A2: average of nothing is an error &amp; says so" time="0.003" classname="test" failure="boom">
+    <failure type="testCodeFailure" message="boom"><![CDATA[<testcase name="A2: not a test"/>]]></failure>
+  </testcase>
+  <testcase name="A10 later" classname="test"><skipped/></testcase>
+  <!-- <testcase name="A1: commented out"/> -->
+</testsuites>`;
+
+describe('JUnit test reports', () => {
+  it('when the report has passing, failing and skipped cases, then each is counted once, output and comments aside', () => {
+    const r = parseJUnit(NODE_JUNIT);
+    expect({ ran: r.ran, passed: r.passed, failed: r.failed, skipped: r.skipped }).toEqual({
+      ran: 3,
+      passed: 2,
+      failed: 1,
+      skipped: 1,
+    });
+    expect(r.cases[2]).toEqual({
+      name: 'A2: average of nothing is an error & says so',
+      classname: 'test',
+      status: 'failed',
+    });
+  });
+
+  it('when no test case ran, then the reading says 0 ran (the gate fails on it); a file that is not JUnit is an error', () => {
+    expect(parseJUnit('<testsuites>\n<!-- tests 0 -->\n</testsuites>')).toMatchObject({ ran: 0, cases: [] });
+    expect(() => parseJUnit('{"tests": 3}')).toThrow(ReportError);
+    expect(() => parseJUnit('')).toThrow(/not JUnit XML/);
+  });
+
+  it('when tests carry a criterion id in their name, then they map to it: A1 is not A10, and a failure counts against it', () => {
+    const r = parseJUnit(NODE_JUNIT);
+    expect(criteriaTests(r, ['A1', 'A2', 'A10', 'A3'])).toEqual([
+      { id: 'A1', passed: 1, failed: 0, skipped: 0 },
+      { id: 'A2', passed: 0, failed: 1, skipped: 0 },
+      { id: 'A10', passed: 0, failed: 0, skipped: 1 },
+      { id: 'A3', passed: 0, failed: 0, skipped: 0 },
+    ]);
+    expect(namesCriterion('[A1] average', 'A1')).toBe(true);
+    expect(namesCriterion('XA1 average', 'A1')).toBe(false);
+    expect(namesCriterion('A1b average', 'A1')).toBe(false);
+  });
+});
+
+describe('ESLint JSON reports', () => {
+  it('when files were linted, then errors decide; an empty list is an error, not a clean lint', () => {
+    const doc = [
+      { filePath: '/w/a.js', errorCount: 0, warningCount: 2, messages: [] },
+      { filePath: '/w/b.js', errorCount: 1, fatalErrorCount: 1, warningCount: 0, messages: [] },
+    ];
+    expect(parseEslintJson(JSON.stringify(doc))).toEqual({ files: 2, errors: 1, warnings: 2 });
+    expect(() => parseEslintJson('[]')).toThrow(/lists no files/);
+    expect(() => parseEslintJson('[{"filePath": "x"}]')).toThrow(/errorCount/);
   });
 });

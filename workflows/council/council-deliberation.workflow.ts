@@ -13,6 +13,8 @@
  */
 import { CancellationScope, isCancellation, patched, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { CouncilActivities } from '../../activities/council/index.js';
+import type { PlanningActivities } from '../../activities/planning/index.js';
+import type { WorkingSpec } from '../task/spec.js';
 import { proxyOn } from '../proxy.js';
 import { decide, lostVerdict, uncertainVerdict } from './consensus.js';
 import { JUDGE_IDS, type Dissent, type JudgeId, type JudgeVerdict } from './definitions.js';
@@ -27,12 +29,20 @@ import {
 
 /** Sessions started before hand-over keep their rules to the end (no retried votes, no grace, no lost votes). */
 const HANDOVER_PATCH = 'council-judge-handover';
+/**
+ * From this patch on, revise rounds revise: a council of deterministic rule judges (no vote came from a model) decides
+ * in one round, since the same rules on the same plan vote the same way again; with model judges, the dissent reaches
+ * the judges, and on a plan the planner too, and the next round judges the revised plan.
+ */
+const REVISE_PATCH = 'council-revise-rounds-revise';
 
 /** What one session's rounds share: the judges' proxy, the request's parts a judge sees, the usage so far. */
 interface Round {
   request: CouncilRequest;
   shared: Omit<CouncilRequest, 'task' | 'strategy' | 'consensusTimeoutMs' | 'judgeHandoverMs' | 'maxRounds'>;
   judges: ReturnType<typeof judgeActivities>;
+  /** The plan as the planner last revised it in this session (plan phase, with a model). */
+  revised?: { spec: WorkingSpec; planHash: string };
   /** Hand-over is on (the patch): a vote lost to infrastructure is asked again, and counts as lost, not doubt. */
   handover: boolean;
   handoverMs: number;
@@ -70,19 +80,55 @@ export async function councilDeliberationWorkflow(request: CouncilRequest): Prom
     handoverMs,
     usage: { tokens: 0, costUsd: 0 },
   };
+  const revising = patched(REVISE_PATCH);
   let dissent: Dissent[] | undefined;
   for (let n = 0; ; n++) {
     const votes = await voteRound(round, dissent);
     session.rounds.push(votes);
-    const outcome = decide(votes, { tier: request.tier, strategy, round: n, maxRounds });
+    if (revising) session.plans = [...(session.plans ?? []), round.shared.subjectHash];
+    // Rule judges alone would vote the same way on the same plan: no revise round (the revise band becomes `modify`).
+    const deterministic = revising && !votes.some(isModelVote);
+    const rounds = deterministic ? 0 : maxRounds;
+    const outcome = decide(votes, { tier: request.tier, strategy, round: n, maxRounds: rounds });
     if (outcome.kind === 'revise') {
       dissent = outcome.dissent;
+      if (revising && request.phase === 'plan') await revisePlan(round, dissent);
       continue;
     }
     session.outcome = await conclude(round, sessionId, outcome, votes);
     session.status = session.outcome.kind === 'escalate' ? 'escalated' : 'decided';
     return session.outcome;
   }
+}
+
+/** A vote a model took part in (the rule judge's verdict merged with the model's, or the model's alone). */
+function isModelVote(v: JudgeVerdict): boolean {
+  return v.version.endsWith('+model');
+}
+
+/**
+ * Between revise rounds on a plan: the planner revises it on the dissent (with the model), and the next round judges
+ * the revised plan. A planner that changes nothing leaves the plan as it was; the revised plan goes back to the task
+ * with the verdict (`revised`), which plans it again.
+ */
+async function revisePlan(round: Round, dissent: Dissent[]): Promise<void> {
+  const planning = proxyOn<PlanningActivities>('planning', {
+    startToCloseTimeout: '3 minutes',
+    retry: { maximumAttempts: 3, maximumInterval: '30 seconds', nonRetryableErrorTypes: ['ModelUnavailable'] },
+  });
+  const { shared, request } = round;
+  const revision = await planning.revisePlan(request.task, { spec: shared.spec, dissent });
+  round.usage.tokens += revision.usage.tokens;
+  round.usage.costUsd += revision.usage.costUsd;
+  if (revision.kind !== 'revised' || revision.planHash === shared.subjectHash) return;
+  round.shared = {
+    ...shared,
+    spec: revision.spec,
+    plannedFiles: revision.plannedFiles,
+    commands: revision.commands,
+    subjectHash: revision.planHash,
+  };
+  round.revised = { spec: revision.spec, planHash: revision.planHash };
 }
 
 /**
@@ -200,7 +246,9 @@ async function conclude(
     startToCloseTimeout: '1 minute',
     retry: { maximumInterval: '30 seconds' },
   });
-  const { task, phase, subjectHash } = request;
+  const { task, phase } = request;
+  // What the last round judged: the revised plan when the planner revised it.
+  const subjectHash = round.shared.subjectHash;
   if (outcome.kind === 'escalate') {
     const cause = outcome.cause ? { cause: outcome.cause } : {};
     const { reason, score } = outcome;
@@ -212,6 +260,7 @@ async function conclude(
     kind: 'final',
     record: { sessionId, phase, verdict: outcome.verdict, verdictRef: signed.verdictRef, signature: signed.signature },
     usage,
+    ...(round.revised ? { revised: round.revised } : {}),
   };
 }
 

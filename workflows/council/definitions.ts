@@ -129,6 +129,20 @@ export const GateStatusSchema = z.object({
   gate: z.string().min(1),
   status: z.enum(['pass', 'fail', 'waived']),
   reason: z.string(),
+  /**
+   * Per acceptance criterion, the tests the gate's report maps to it (the criterion's id in the test's name) and how
+   * they ended: the only evidence the quality judge counts as coverage.
+   */
+  acceptance: z
+    .array(
+      z.object({
+        id: z.string(),
+        passed: z.number().int().min(0),
+        failed: z.number().int().min(0),
+        skipped: z.number().int().min(0).default(0),
+      }),
+    )
+    .optional(),
 });
 export type GateStatus = z.infer<typeof GateStatusSchema>;
 

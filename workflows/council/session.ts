@@ -44,7 +44,13 @@ export interface CouncilUsage {
 }
 
 export type CouncilOutcome =
-  | { kind: 'final'; record: VerdictRecord; usage: CouncilUsage }
+  | {
+      kind: 'final';
+      record: VerdictRecord;
+      usage: CouncilUsage;
+      /** The plan the planner revised on the dissent between rounds, which the verdict is on (plan phase, model). */
+      revised?: { spec: WorkingSpec; planHash: string };
+    }
   | {
       kind: 'escalate';
       sessionId: string;
@@ -64,6 +70,8 @@ export interface CouncilSession {
   strategy: ConsensusStrategy;
   status: 'deliberating' | 'decided' | 'escalated';
   rounds: JudgeVerdict[][];
+  /** The hash of the plan or diff each round judged (a revised plan has a new one). */
+  plans?: string[];
   outcome?: CouncilOutcome;
 }
 

@@ -1,7 +1,7 @@
 /** Contracts of the execution child workflow. Workflow-safe. */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { Waiver, GateEvaluation } from '../task/policy.js';
-import type { RiskTier, WorkingSpec } from '../task/spec.js';
+import type { Waiver, GateEvaluation, PlannedGate } from '../task/policy.js';
+import type { GateKind, RiskTier, WorkingSpec } from '../task/spec.js';
 import type { ArtifactRef, GateOutcome, StepOutcome, TaskRef, Usage, WorkspaceSource } from '../task/definitions.js';
 import type { AgentToolInfo, ToolApprovalDecision, ToolBinding, ToolGrant } from './tools.js';
 import type { ApprovalPublicKeys, NonceState } from '../task/decision-proof.js';
@@ -91,6 +91,13 @@ export interface ExecutionInput {
   stepBase: number;
   /** The spec steps' tool bindings (same order as spec.steps) and what the task may use; absent: bound per step. */
   tools?: { bindings: ToolBinding[]; grant: ToolGrant };
+  /**
+   * The gates to run (planGates: the tier policy's required gates with their registered commands, and the spec's
+   * others) and the kinds the tier requires (each nothing measured fails unless waived). Absent (executions planned
+   * before required gates): the spec's gates.
+   */
+  gates?: PlannedGate[];
+  requiredGates?: GateKind[];
   /** Remediation from a council `modify`, for the next iteration. */
   feedback?: string[];
   /**

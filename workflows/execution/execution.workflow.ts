@@ -46,6 +46,8 @@ import {
  * approval hash, with a nonce this execution has not seen (a signal sent straight to the child is refused).
  */
 const SIGNED_TOOL_DECISIONS_PATCH = 'signed-tool-decisions';
+/** From this patch on, a refinement (a council's `modify`, with a model) acts on the feedback, not the spec's steps. */
+const REFINE_ON_FEEDBACK_PATCH = 'refine-on-feedback';
 import {
   executionPauseSignal,
   executionProgressQuery,
@@ -315,18 +317,24 @@ class ExecutionRun {
     return outcome;
   }
 
-  /** The spec's gates, evaluated against the tier policy and the waivers; the score is the share not failing. */
+  /**
+   * The gates (the planned ones: the tier's required gates and the spec's; else the spec's), evaluated against the tier
+   * policy and the waivers; the score is the share not failing.
+   */
   async runGates(): Promise<{ gates: GateOutcome[]; score: number; passed: boolean }> {
     const { input, state } = this;
     this.currentStep = 'quality gates';
+    const planned = input.gates ?? input.spec.gates.map((gate) => ({ gate, source: 'spec' as const }));
+    const acceptanceIds = input.spec.acceptance.map((a) => a.id);
     const gates: GateOutcome[] = [];
-    for (const gate of input.spec.gates) {
+    for (const { gate, source } of planned) {
       await condition(() => !this.paused);
-      gates.push(await this.execution.runGate(this.task, this.where(), gate));
+      const opts = input.gates ? { acceptanceIds, source } : { acceptanceIds };
+      gates.push(await this.execution.runGate(this.task, this.where(), gate, opts));
     }
     const measurements: GateMeasurement[] = gates.map((g, i) => ({
       gate: g.name,
-      kind: gateKind(input.spec.gates[i]!),
+      kind: gateKind(planned[i]!.gate),
       passed: g.passed,
       value: g.value,
       missing: g.missing,
@@ -337,6 +345,7 @@ class ExecutionRun {
       waivers: input.waivers,
       spec: input.spec,
       now: new Date().toISOString(),
+      ...(input.gates ? { gates: planned.map((p) => p.gate), required: input.requiredGates ?? [] } : {}),
     });
     state.lastGates = gates;
     state.lastEvaluations = evaluations;
@@ -426,7 +435,12 @@ async function prepare(run: ExecutionRun): Promise<void> {
 async function firstIteration(run: ExecutionRun): Promise<Stop | undefined> {
   const { input, state } = run;
   if (state.iteration !== 1 || state.bestScore !== undefined) return undefined;
-  if (input.spec.steps.length > 0) {
+  // A refinement continues the previous execution's workspace, where the spec's steps are already applied (a second
+  // `replace` would find its text gone): the model acts on the council's feedback instead.
+  const refining = input.from !== undefined && input.modelAvailable && (input.feedback?.length ?? 0) > 0;
+  if (refining && patched(REFINE_ON_FEEDBACK_PATCH)) {
+    await run.agentTurns([...input.feedback!]);
+  } else if (input.spec.steps.length > 0) {
     const stopped = await specSteps(run);
     if (stopped) return stopped;
   } else if (input.modelAvailable) {

@@ -65,12 +65,19 @@ import {
   type RiskSummary,
   type TaskResult,
 } from './definitions.js';
-import { effectiveBudget, isWaiverActive, type EffectiveBudget, type Waiver } from './policy.js';
+import {
+  effectiveBudget,
+  evaluateGates,
+  isWaiverActive,
+  planGates,
+  type EffectiveBudget,
+  type Waiver,
+} from './policy.js';
 import { lateDeadline, withOutages } from './deadlines.js';
 import { budgetSpentEvent, buildProvenance, taskEndedEvent } from './provenance.js';
 import { councilGates, failedGates, mergeExecution } from './results.js';
 import { TaskRun } from './run.js';
-import type { WorkingSpec } from './spec.js';
+import { GATE_KINDS, type GateKind, type WorkingSpec } from './spec.js';
 
 const MAX_PLAN_ATTEMPTS = 3;
 
@@ -90,7 +97,22 @@ interface Assessment {
   waivers: Waiver[];
   budget: EffectiveBudget;
   activeWaivers: { id: string; gates: string[] }[];
+  /** The gates to run: the tier's required ones with their registered commands, and the spec's (REQUIRED_GATES_PATCH). */
+  gatePlan?: ReturnType<typeof planGates>;
 }
+
+/**
+ * From this patch on, the tier policy's required gates are measured whether or not the spec lists them, with the
+ * commands registered for the repository or the tenant (planGates); before it, only the spec's gates ran.
+ */
+const REQUIRED_GATES_PATCH = 'tier-required-gates';
+/**
+ * From this patch on, a council's `modify` on a result that nothing can refine (no model, or no iterations left) goes
+ * to a person through the same approval as an escalation, with the judges' reasons; before it, the task failed.
+ */
+const RESULT_MODIFY_PATCH = 'result-modify-asks-person';
+/** From this patch on, risk is assessed again on the actual diff before the result council (riskOnDiff). */
+const RISK_ON_DIFF_PATCH = 'risk-on-diff';
 
 /** A plan the council let through, with what the later phases need of it. */
 interface ReviewedPlan extends Assessment {
@@ -99,6 +121,8 @@ interface ReviewedPlan extends Assessment {
   allowedLevel: NonNullable<WorkingSpec['tool_level']>;
   /** The council's reason when it escalated instead of deciding: a person approves. */
   escalation?: string;
+  /** The diff made the tier more critical than the plan (riskOnDiff): a person approves the result. */
+  stricterOnDiff?: boolean;
 }
 
 export async function agentTaskWorkflow(input: AgentTaskInput): Promise<TaskResult> {
@@ -336,7 +360,10 @@ async function assessRisk(run: TaskRun, { spec }: Planned): Promise<Assessment> 
   const activeWaivers = waivers
     .filter((w) => w.gates.some((g) => isWaiverActive(w, g, now)))
     .map((w) => ({ id: w.id, gates: w.gates.filter((g) => isWaiverActive(w, g, now)) }));
-  return { risk, waivers, budget, activeWaivers };
+  if (!patched(REQUIRED_GATES_PATCH)) return { risk, waivers, budget, activeWaivers };
+  run.registeredGates ??= await run.planning.registeredGates(run.task, run.input.repository?.id);
+  const gatePlan = planGates(risk.tier, spec, run.registeredGates);
+  return { risk, waivers, budget, activeWaivers, gatePlan };
 }
 
 /**
@@ -362,7 +389,7 @@ async function matchTools(run: TaskRun, plan: Planned): Promise<Pick<ReviewedPla
 async function councilOnPlan(
   run: TaskRun,
   plan: Planned,
-  { risk, budget, activeWaivers }: Assessment,
+  { risk, budget, activeWaivers, gatePlan }: Assessment,
   revisions: number,
 ): Promise<Stop | { revised: WorkingSpec } | { escalation?: string }> {
   await run.whenRunning();
@@ -370,7 +397,8 @@ async function councilOnPlan(
   const outcome = await deliberate(run, {
     phase: 'plan',
     tier: risk.tier,
-    spec: plan.spec,
+    // The judges see the gates that will run: the tier's required ones included.
+    spec: gatePlan ? { ...plan.spec, gates: gatePlan.gates.map((p) => p.gate) } : plan.spec,
     plannedFiles: plan.plannedFiles,
     commands: plan.commands,
     budget: { maxFiles: budget.max_files, maxLoc: budget.max_loc },
@@ -384,6 +412,8 @@ async function councilOnPlan(
       const why = verdict.remediation.join('; ') || verdict.constitutional_refs.join(', ');
       return new Stop('failed', `the council rejected the plan: ${why}`);
     }
+    // The planner revised the plan on the dissent during the session: that plan is planned and judged again.
+    if (outcome.revised && verdict.decision === 'accept') return { revised: outcome.revised.spec };
     if (verdict.decision === 'modify') {
       const attempts = revisions + 1;
       if (attempts >= MAX_PLAN_ATTEMPTS)
@@ -440,10 +470,49 @@ async function executeUntilAccepted(run: TaskRun, r: ReviewedPlan): Promise<Stop
     const exec = await execute(run, r, feedback);
     if (exec.stopReason === 'budget_exhausted') return new Stop('failed', `budget exhausted: ${exec.detail}`);
     if (exec.stopReason === 'step_failed') return new Stop('failed', exec.detail);
-    const review = await councilOnResult(run, r, exec);
+    const judged = patched(RISK_ON_DIFF_PATCH) ? await riskOnDiff(run, r, exec) : { r, exec };
+    const review = await councilOnResult(run, judged.r, judged.exec);
     if (review instanceof Stop) return review;
     feedback = review.feedback;
   }
+}
+
+/**
+ * Risk on the actual diff, before the council on the result: when the diff makes the tier more critical than the plan
+ * did (an agent loop has no planned steps; a command may write what no step shows), the stricter tier's policy applies
+ * to the result: its council threshold, its gate thresholds and required gates (evaluated again on the same
+ * measurements), and a person's approval of the result.
+ */
+async function riskOnDiff(
+  run: TaskRun,
+  r: ReviewedPlan,
+  exec: ExecutionResult,
+): Promise<{ r: ReviewedPlan; exec: ExecutionResult }> {
+  run.setStatus('quality_check', 'assessing risk on the diff', 78);
+  const onDiff = await run.planning.assessDiffRisk(run.task, r.plan.spec, run.input.description, exec.diff.diffRef);
+  if (onDiff.tier >= r.risk.tier) return { r, exec };
+  const risk = { ...onDiff, basis: 'diff' as const, planTier: r.risk.tier };
+  run.result.risk = risk;
+  run.progress.riskTier = risk.tier;
+  upsertSearchAttributes([{ key: RiskTierKey, value: risk.tier }]);
+  const gatePlan = r.gatePlan && planGates(risk.tier, r.plan.spec, run.registeredGates ?? []);
+  const measured = (g: ExecutionResult['gates'][number]) => ({
+    gate: g.name,
+    kind: (GATE_KINDS as readonly string[]).includes(g.kind) ? (g.kind as GateKind) : 'custom',
+    passed: g.passed,
+    value: g.value,
+    missing: g.missing,
+    evidence: g.evidence,
+  });
+  const evaluations = evaluateGates(exec.gates.map(measured), {
+    tier: risk.tier,
+    waivers: r.waivers,
+    spec: r.plan.spec,
+    now: new Date().toISOString(),
+    ...(gatePlan ? { gates: gatePlan.gates.map((p) => p.gate), required: gatePlan.required } : {}),
+  });
+  run.result.evaluations = evaluations;
+  return { r: { ...r, risk, gatePlan, stricterOnDiff: true }, exec: { ...exec, evaluations } };
 }
 
 /** 5. One execution child (pause and resume are forwarded to it while it runs); its result is merged into the task's. */
@@ -502,6 +571,7 @@ function executionInput(run: TaskRun, r: ReviewedPlan, feedback: string[] | unde
     continueAsNewAfterSteps: settings.continueAsNewAfterSteps,
     stepBase: result.usage.steps,
     feedback,
+    ...(r.gatePlan ? { gates: r.gatePlan.gates, requiredGates: r.gatePlan.required } : {}),
     from: run.workspace,
     baseCommit: run.baseCommit,
     handoverTimeoutMs: settings.executionHandoverMs,
@@ -527,7 +597,7 @@ async function councilOnResult(
     diffRef: exec.diff.diffRef,
     commands: r.plan.commands,
     budget: { maxFiles: r.budget.max_files, maxLoc: r.budget.max_loc },
-    gates: councilGates(exec.evaluations, r.plan.spec.gates),
+    gates: councilGates(exec.evaluations, r.plan.spec.gates, exec.gates),
     activeWaivers: r.activeWaivers,
     subjectHash: exec.diff.diffRef.sha256,
   });
@@ -549,12 +619,36 @@ async function councilOnResult(
       `the council rejected the result${gates}: ${outcome.record.verdict.remediation.join('; ')}`,
     );
   } else if (outcome.record.verdict.decision === 'modify') {
-    const remediation = outcome.record.verdict.remediation;
-    if (!r.plan.modelAvailable || run.result.iterations >= run.settings.maxIterations)
+    const { remediation, dissent } = outcome.record.verdict;
+    if (r.plan.modelAvailable && run.result.iterations < run.settings.maxIterations) return { feedback: remediation };
+    if (!patched(RESULT_MODIFY_PATCH))
       return new Stop('failed', `the council asked for changes: ${remediation.join('; ')}`);
-    return { feedback: remediation };
+    // Nothing can act on the feedback (offline, or no iterations left): a person decides, with the judges' reasons.
+    const reasons = [
+      `the council asked for changes to the result: ${remediation.join('; ') || 'see the judges’ reasons'}`,
+      ...dissent.flatMap((d) => d.reasons.map((why) => `${d.judge_id}: ${why}`)),
+    ];
+    const d = await run.approvals.ask('result', exec.diff.diffRef.sha256, reasons);
+    if (!d) {
+      const why = `the council asked for changes (${remediation.join('; ')}) and nobody decided on the result within ${run.settings.approvalTimeoutMs} ms`;
+      return new Stop('failed', withOutages(why, run.approvals.missed));
+    }
+    if (d.decision === 'reject')
+      return new Stop('failed', `result rejected by ${d.approver}${d.reason ? `: ${d.reason}` : ''}`);
   }
   if (failed.length) return new Stop('failed', `quality gates failed: ${failed.join(', ')}`);
+  if (r.stricterOnDiff && outcome.kind === 'final' && outcome.record.verdict.decision === 'accept') {
+    const planTier = r.risk.planTier ?? r.plan.spec.risk_tier;
+    const d = await run.approvals.ask('result', exec.diff.diffRef.sha256, [
+      `the diff is risk tier ${r.risk.tier}, more critical than the plan's tier ${planTier}: a person approves the result`,
+    ]);
+    if (!d) {
+      const why = `rejected: no decision on the result within ${run.settings.approvalTimeoutMs} ms`;
+      return new Stop('failed', withOutages(why, run.approvals.missed));
+    }
+    if (d.decision === 'reject')
+      return new Stop('failed', `result rejected by ${d.approver}${d.reason ? `: ${d.reason}` : ''}`);
+  }
   return new Stop('completed');
 }
 

@@ -220,6 +220,16 @@ export interface GateOutcome {
   /** The gate's input (its report) could not be read. */
   missing?: boolean;
   evidence: string;
+  /** What the test report (JUnit) of a tests-like gate shows: test cases that ran, passed, failed, were skipped. */
+  tests?: { ran: number; passed: number; failed: number; skipped: number };
+  /** Per acceptance criterion, the tests mapped to it (its id in the test's name) and how they ended. */
+  acceptance?: { id: string; passed: number; failed: number; skipped: number }[];
+  /** The platform-named output directory this run's report was read from (workspace-relative; removed after). */
+  outputDir?: string;
+  /** The report as read, kept as an artifact. */
+  reportRef?: ArtifactRef;
+  /** Where the command came from: the spec, the repository's registration, or the tenant's default. */
+  source?: 'spec' | 'repository' | 'tenant';
 }
 
 export interface ReviewFinding {
@@ -236,6 +246,10 @@ export interface RiskSummary {
   score: number;
   method: string;
   dimensions: Record<string, { score: number; evidence: { kind: string; detail: string }[] }>;
+  /** What was assessed: the planned steps (absent: the plan), or the actual diff before the result council. */
+  basis?: 'plan' | 'diff';
+  /** On the diff: the plan's tier, when the diff made the tier more critical (the stricter policy applies). */
+  planTier?: RiskTier;
 }
 
 export interface VerdictSignature {

@@ -8,10 +8,14 @@
  * Gate precedence when a gate fails: an active waiver for the gate, then a human override (spec.human_override with a
  * future expiry naming the gate), then experiment mode (tier 3 only, coverage and mutation only). A gate whose input is
  * missing fails unless waived; it never passes silently. Waivers and overrides name a gate by its name or by its kind.
+ *
+ * What the tier requires is measured whether or not the spec lists it (requiredGateKinds, planGates): its command comes
+ * from the repository's registration or the tenant's default, and a required gate nothing measured fails unless waived.
  */
 import { z } from 'zod';
 import {
   GATE_KINDS,
+  GateKindSchema,
   isoToMs,
   WaiverIdSchema,
   type Gate,
@@ -29,6 +33,12 @@ export interface TierPolicy {
   minMutationScore: number;
   contractsRequired: boolean;
   manualReviewRequired: boolean;
+  /**
+   * The gates measured on every task of this tier whether or not the spec lists them (requiredGateKinds adds
+   * `contracts` when contractsRequired). Their commands come from the repository's registration or the tenant's
+   * default; a required gate with no command fails unless a waiver covers it.
+   */
+  requiredGates: readonly GateKind[];
   /** Default change budget when the spec declares none. */
   maxFiles: number;
   maxLoc: number;
@@ -42,6 +52,7 @@ export const DEFAULT_TIER_POLICY: TierPolicyTable = Object.freeze({
     minMutationScore: 0.7,
     contractsRequired: true,
     manualReviewRequired: true,
+    requiredGates: Object.freeze(['tests', 'coverage', 'mutation'] as GateKind[]),
     maxFiles: 25,
     maxLoc: 1000,
   }),
@@ -50,6 +61,7 @@ export const DEFAULT_TIER_POLICY: TierPolicyTable = Object.freeze({
     minMutationScore: 0.5,
     contractsRequired: true,
     manualReviewRequired: false,
+    requiredGates: Object.freeze(['tests', 'coverage', 'mutation'] as GateKind[]),
     maxFiles: 50,
     maxLoc: 2000,
   }),
@@ -58,6 +70,7 @@ export const DEFAULT_TIER_POLICY: TierPolicyTable = Object.freeze({
     minMutationScore: 0.3,
     contractsRequired: false,
     manualReviewRequired: false,
+    requiredGates: Object.freeze(['tests', 'coverage', 'mutation'] as GateKind[]),
     maxFiles: 100,
     maxLoc: 5000,
   }),
@@ -70,6 +83,7 @@ export const TierPolicyOverrideSchema = z
     minMutationScore: fraction,
     contractsRequired: z.boolean(),
     manualReviewRequired: z.boolean(),
+    requiredGates: z.array(GateKindSchema).max(GATE_KINDS.length),
     maxFiles: z.number().int().min(1),
     maxLoc: z.number().int().min(1),
   })
@@ -210,7 +224,10 @@ export function effectiveBudget(
 export interface GateMeasurement {
   gate: string;
   kind: GateKind;
-  /** The command's verdict (exit code 0). Required for tests, lint, types, contracts and custom gates. */
+  /**
+   * The gate's verdict: its command exited 0 and its report shows checks that ran and none that failed (runGate).
+   * Required for tests, lint, types, contracts and custom gates.
+   */
   passed?: boolean;
   /** The measured fraction (0..1) for coverage and mutation gates. */
   value?: number;
@@ -239,8 +256,69 @@ export function gateKind(gate: Pick<Gate, 'name' | 'kind'>): GateKind {
   return (GATE_KINDS as readonly string[]).includes(gate.name) ? (gate.name as GateKind) : 'custom';
 }
 
+/** The gate kinds a tier's policy requires: its requiredGates, and contracts when contracts are required. */
+export function requiredGateKinds(tier: RiskTier, policy: TierPolicyTable = DEFAULT_TIER_POLICY): GateKind[] {
+  const p = policy[tier];
+  const kinds = [...p.requiredGates];
+  if (p.contractsRequired && !kinds.includes('contracts')) kinds.push('contracts');
+  return kinds;
+}
+
+/** A gate command registered outside the spec: in the repository's registration, or as the tenant's default. */
+export interface RegisteredGate {
+  kind: GateKind;
+  run: string[];
+  /** The report's file name inside the gate's output directory (default by kind). */
+  report?: string;
+  timeout_seconds?: number;
+  source: 'repository' | 'tenant';
+}
+
+/** A gate to run, with where its command came from. */
+export interface PlannedGate {
+  gate: Gate;
+  source: 'spec' | 'repository' | 'tenant';
+}
+
+/**
+ * The gates an execution runs: for each kind the tier requires, the registered command (the repository's, else the
+ * tenant's default) in place of any gate of that kind the spec declares; with none registered, the spec's own gates
+ * of that kind; the spec's other gates as declared. `required` lists the kinds the tier requires: evaluateGates fails
+ * each that no measurement covers.
+ */
+export function planGates(
+  tier: RiskTier,
+  spec: Pick<WorkingSpec, 'gates'>,
+  registered: readonly RegisteredGate[],
+  policy: TierPolicyTable = DEFAULT_TIER_POLICY,
+): { gates: PlannedGate[]; required: GateKind[] } {
+  const required = requiredGateKinds(tier, policy);
+  const byKind = new Map<GateKind, RegisteredGate>();
+  for (const r of registered) if (!byKind.has(r.kind)) byKind.set(r.kind, r);
+  const replaced = (g: Gate) => required.includes(gateKind(g)) && byKind.has(gateKind(g));
+  const gates: PlannedGate[] = spec.gates.filter((g) => !replaced(g)).map((gate) => ({ gate, source: 'spec' }));
+  for (const kind of required) {
+    const r = byKind.get(kind);
+    if (!r) continue;
+    const gate: Gate = { name: kind, kind, run: [...r.run] };
+    if (r.report) gate.report = r.report;
+    if (r.timeout_seconds) gate.timeout_seconds = r.timeout_seconds;
+    // A spec gate named like the kind (of another kind) keeps its name; the registered one is then named kind-required.
+    if (gates.some((p) => p.gate.name === kind)) gate.name = `${kind}-required`;
+    gates.push({ gate, source: r.source });
+  }
+  return { gates, required };
+}
+
 export interface EvaluateGatesOptions {
   tier: RiskTier;
+  /**
+   * The gate kinds the tier policy requires (planGates): each that no measurement covers fails as missing unless
+   * waived. Absent (executions planned before required gates): only the declared gates count.
+   */
+  required?: readonly GateKind[];
+  /** The gates that were to run (planGates); default the spec's. */
+  gates?: readonly Gate[];
   /** Stored waivers; only those the spec lists in waiver_ids apply. */
   waivers: readonly Waiver[];
   spec: WorkingSpec;
@@ -300,9 +378,15 @@ export function evaluateGates(measurements: readonly GateMeasurement[], opts: Ev
   const policy = (opts.policy ?? DEFAULT_TIER_POLICY)[opts.tier];
   const applicable = referencedWaivers(opts.spec, opts.waivers);
   const all: GateMeasurement[] = [...measurements];
-  for (const gate of opts.spec.gates) {
-    if (!measurements.some((m) => m.gate === gate.name)) {
+  for (const gate of opts.gates ?? opts.spec.gates) {
+    if (!all.some((m) => m.gate === gate.name)) {
       all.push({ gate: gate.name, kind: gateKind(gate), missing: true, evidence: 'the spec declares it; not run' });
+    }
+  }
+  for (const kind of opts.required ?? []) {
+    if (!all.some((m) => m.kind === kind)) {
+      const evidence = `required by the tier ${opts.tier} policy; no command for it in the repository's registration, the tenant's default or the spec`;
+      all.push({ gate: kind, kind, missing: true, evidence });
     }
   }
   return all.map((m) => {

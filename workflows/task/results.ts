@@ -4,7 +4,7 @@
  */
 import type { GateStatus } from '../council/definitions.js';
 import type { ExecutionResult } from '../execution/definitions.js';
-import type { TaskResult } from './definitions.js';
+import type { GateOutcome, TaskResult } from './definitions.js';
 import { trustScore, type GateEvaluation } from './policy.js';
 import type { Gate } from './spec.js';
 
@@ -37,21 +37,28 @@ export function mergeExecution(result: TaskResult, exec: ExecutionResult, n: num
       ...result.artifacts,
       { name: `diff-${n}`, ...exec.diff.diffRef },
       ...exec.gates.map((g) => ({ name: `gate-${g.name}-${n}`, ...g.logRef })),
+      ...exec.gates.flatMap((g) => (g.reportRef ? [{ name: `gate-${g.name}-report-${n}`, ...g.reportRef }] : [])),
     ],
   };
 }
 
-/** The evaluations as the council sees them: a gate's reason names the requirements the spec says it covers. */
+/**
+ * The evaluations as the council sees them: a gate's reason names the requirements the spec says it covers, and its
+ * acceptance carries what its test report maps to each criterion (the only coverage the quality judge counts).
+ */
 export function councilGates(
   evaluations: readonly GateEvaluation[],
   gates: readonly Pick<Gate, 'name' | 'covers'>[],
+  outcomes: readonly Pick<GateOutcome, 'name' | 'acceptance'>[] = [],
 ): GateStatus[] {
   return evaluations.map((e) => {
     const covers = gates.find((g) => g.name === e.gate)?.covers ?? [];
+    const acceptance = outcomes.find((o) => o.name === e.gate)?.acceptance;
     return {
       gate: e.gate,
       status: e.status,
       reason: covers.length ? `${e.reason}; covers ${covers.join(' ')}` : e.reason,
+      ...(acceptance ? { acceptance } : {}),
     };
   });
 }

@@ -18,6 +18,7 @@ import type { executionWorkflow } from '../execution/execution.workflow.js';
 import type { WorkspaceRef } from '../execution/definitions.js';
 import { proxyOn } from '../proxy.js';
 import { Approvals, Clarifications, type TaskHost } from './approvals.js';
+import type { RegisteredGate } from './policy.js';
 import {
   DEFAULT_TASK_SETTINGS,
   FINAL_STATUSES,
@@ -81,6 +82,8 @@ export class TaskRun implements TaskHost {
   workspaceId: string | undefined;
   /** Where the task's files come from: the fetched repository (a bundle), else the deprecated local path. */
   source: WorkspaceSource;
+  /** The gate commands registered for the repository or the tenant (asked once; planGates). */
+  registeredGates: RegisteredGate[] | undefined;
 
   constructor(readonly input: AgentTaskInput) {
     this.settings = { ...DEFAULT_TASK_SETTINGS, ...input.settings };

@@ -1,5 +1,6 @@
 /**
- * The quality judge: acceptance criteria covered by passing gates, failed gates, a test gate planned.
+ * The quality judge: acceptance criteria covered by tests that ran and passed (the test reports' mapping, never a
+ * gate's own claim), failed gates, a test gate planned.
  */
 import type { JudgeInput, JudgeVerdict } from '../../../workflows/council/definitions.js';
 import { Findings, verdictOf } from './shared.js';
@@ -9,12 +10,6 @@ const TESTS_GATE_NAME = /(^|[-_])(tests?|unit|e2e|integration)([-_]|$)/i;
 function isTestsGate(input: JudgeInput, name: string): boolean {
   const declared = (input.spec.gates ?? []).find((g) => g.name === name) as { kind?: unknown } | undefined;
   return declared?.kind === 'tests' || TESTS_GATE_NAME.test(name);
-}
-
-/** True when `text` names the acceptance id as a token of its own (A1 is not A10 nor XA1). */
-function mentions(text: string, id: string): boolean {
-  const escaped = id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`(^|[^A-Za-z0-9])${escaped}(?![0-9])`, 'i').test(text);
 }
 
 export function evaluateQuality(input: JudgeInput): JudgeVerdict {
@@ -99,32 +94,30 @@ export function evaluateQuality(input: JudgeInput): JudgeVerdict {
       );
     }
   }
+  // Coverage is what the test reports show, never what a gate or the spec claims: a criterion is covered when tests
+  // mapped to it (its id in the test's name, e.g. "A1: average divides by the count") ran and passed, and none failed.
   for (const id of new Set(ids)) {
-    const referencing = input.gates.filter((g) => mentions(`${g.gate} ${g.reason}`, id));
-    const failed = referencing.filter((g) => g.status === 'fail');
-    const passed = referencing.filter((g) => g.status === 'pass');
+    const mapped = input.gates.flatMap((g) => (g.acceptance ?? []).filter((a) => a.id === id).map((a) => ({ g, a })));
+    const failed = mapped.filter(({ a }) => a.failed > 0);
+    const passed = mapped.reduce((n, { a }) => n + a.passed, 0);
     if (failed.length) {
       f.add(
         {
           rule_id: 'acceptance.failed',
           severity: 'high',
           waivable: true,
-          message: `${id} is referenced by failed gate(s) ${failed.map((g) => g.gate).join(', ')}`,
+          message: `${id}: ${failed.reduce((n, { a }) => n + a.failed, 0)} test(s) mapped to it failed in ${failed.map(({ g }) => g.gate).join(', ')}`,
         },
-        `gate:${failed[0]?.gate ?? ''}`,
+        `gate:${failed[0]!.g.gate}`,
         'test',
       );
-    } else if (passed.length) {
-      f.note(
-        'test',
-        `gate:${passed[0]?.gate ?? ''}`,
-        `${id} covered by passing gate(s) ${passed.map((g) => g.gate).join(', ')}`,
-      );
+    } else if (passed > 0) {
+      f.note('test', `gate:${mapped[0]!.g.gate}`, `${id} covered: ${passed} test(s) mapped to it ran and passed`);
     } else {
       f.uncertain.push(
-        referencing.length
-          ? `${id} is referenced only by waived gate(s) ${referencing.map((g) => g.gate).join(', ')}`
-          : `${id} is not referenced by any gate result`,
+        mapped.length
+          ? `${id}: the tests mapped to it were skipped`
+          : `${id}: no test in the gates' reports is mapped to it (name a test after it, e.g. "${id}: …")`,
       );
     }
   }
