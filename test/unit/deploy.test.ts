@@ -720,9 +720,13 @@ describe('deploy/kubernetes', () => {
             expect(main, at).toBeDefined();
             const number = containerPort(main!, port.port);
             expect(number, `${at}: a port its container exposes`).toBeDefined();
-            // The API pods: only the API port. Other pods: only their metrics port.
-            if (w === apiDeployment) expect(number, at).toBe(loadConfig(environmentOf(main!)).API_PORT);
-            else expect(number, at).toBe(loadConfig(environmentOf(main!)).WORKER_METRICS_PORT);
+            // The API pods: only the API port. Other pods: only their metrics port, and the inference pool's its
+            // serving port (the API forwards predictions there).
+            const env = loadConfig(environmentOf(main!));
+            if (w === apiDeployment) expect(number, at).toBe(env.API_PORT);
+            else if (env.WORKER_QUEUES.includes('inference'))
+              expect([env.WORKER_METRICS_PORT, env.SERVING_PORT]).toContain(number);
+            else expect(number, at).toBe(env.WORKER_METRICS_PORT);
           }
         }
       }
