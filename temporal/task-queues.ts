@@ -45,6 +45,11 @@ const POOL_SPECS = {
     reason: 'local training and secure aggregation: CPU-bound',
     maxConcurrentActivities: 2,
   },
+  decryptor: {
+    queue: 'agency-federation-decryptor',
+    reason: "decrypts recorded CKKS aggregates of federation rounds: the only pool that reads campaigns' secret keys",
+    maxConcurrentActivities: 2,
+  },
 } satisfies Record<string, PoolSpec>;
 
 export type PoolName = keyof typeof POOL_SPECS;

@@ -29,7 +29,15 @@ describe('replay of recorded histories', () => {
     const types = new Set(
       histories.map((h) => h.history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name),
     );
-    expect(types).toEqual(new Set(['agentTaskWorkflow', 'councilDeliberationWorkflow', 'executionWorkflow']));
+    expect(types).toEqual(
+      new Set([
+        'agentTaskWorkflow',
+        'councilDeliberationWorkflow',
+        'executionWorkflow',
+        'federationCampaignWorkflow',
+        'federatedRoundWorkflow',
+      ]),
+    );
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories(
       { workflowBundle: { codePath: inject('workflowBundlePath') } },
