@@ -28,6 +28,10 @@ import { councilRoutes } from './routes/council.js';
 import { taskRoutes } from './routes/tasks.js';
 import { toolRoutes } from './routes/tools.js';
 import { repositoryRoutes } from './routes/repositories.js';
+import { modelRoutes } from './routes/models.js';
+import { predictionRoutes } from './routes/predictions.js';
+import { federationRoutes } from './routes/federation.js';
+import { tuningRoutes } from './routes/tuning.js';
 import { waiverRoutes } from './routes/waivers.js';
 import { serverTiming } from './server-timing.js';
 
@@ -99,6 +103,13 @@ export function createApp(deps: AppDeps): Express {
   app.use(temporalRoutes(deps, taskRoutes(deps), councilRoutes(deps), toolRoutes(deps)));
   app.use(waiverRoutes(deps));
   app.use(repositoryRoutes(deps));
+  // The model registry: versions, their ONNX files (streamed into the blob store), status.
+  app.use(modelRoutes(deps));
+  // Predictions forwarded to the inference pool, feedback, and model rollouts (workflows).
+  app.use(predictionRoutes(deps));
+  app.use(federationRoutes(deps));
+  // Runtime tuning runs (workflows): trials on the inference pool; apply records a version and rolls it out.
+  app.use(tuningRoutes(deps));
   app.use(auditRoutes(deps));
   app.use(codecRoutes(deps));
   // MCP (Streamable HTTP, stateless) over the same task service as the REST routes; each tool checks its role.

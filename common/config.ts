@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { POOL_NAMES, type PoolName } from '../temporal/task-queues.js';
+import { GateCommandsByTenantSchema } from './gate-commands.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -293,6 +294,14 @@ export const ConfigSchema = z.object({
 
   /** Where the Ed25519 key that signs council verdicts is kept (created on first use); default AGENCY_HOME/keys. */
   SIGNING_KEY_DIR: z.string().min(1).optional(),
+  /**
+   * Federation (issue 16). FEDERATION_KEY_DIR: where the decryptor pool keeps campaigns' CKKS secret keys (files of
+   * mode 0600; default AGENCY_HOME/federation-keys); only the decryptor reads it, and in a deployment only the
+   * decryptor's pod mounts it. FEDERATION_PARTICIPANTS: the participants a participant worker (workers/participant.ts)
+   * serves, "id=data-source,…", each on its own queue agency-federation-<id>.
+   */
+  FEDERATION_KEY_DIR: z.string().min(1).optional(),
+  FEDERATION_PARTICIPANTS: z.string().max(65536).default(''),
   /** How often the audit chain's head is signed into a checkpoint (the Temporal Schedule `audit-checkpoint`). */
   AUDIT_CHECKPOINT_INTERVAL: duration.prefault('15m'),
 
@@ -330,6 +339,38 @@ export const ConfigSchema = z.object({
    * of these roots for the tenant (same JSON shape). Unset: every `workspace` is refused; register a repository.
    */
   LOCAL_WORKSPACE_ROOTS: rootsByTenant.default({}),
+  /**
+   * The tenant's default commands for the gates the tier policy requires (common/gate-commands.ts), as JSON
+   * ({"<tenant or *>": {"tests": {"run": ["node", "--test", "--test-reporter=junit", "--test-reporter-destination={out}/junit.xml"]}}}).
+   * A repository's registration may name its own. Unset: a required gate without a registered command fails unless waived.
+   */
+  TENANT_GATE_COMMANDS: z
+    .string()
+    .default('{}')
+    .transform((value, ctx) => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(value);
+      } catch {
+        ctx.issues.push({
+          code: 'custom',
+          message: 'expected JSON: {"<tenant or *>": {"tests": {"run": [...]}}}',
+          input: value,
+        });
+        return z.NEVER;
+      }
+      const checked = GateCommandsByTenantSchema.safeParse(parsed);
+      if (!checked.success) {
+        const why = checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+        ctx.issues.push({
+          code: 'custom',
+          message: `expected {"<tenant or *>": {"<gate kind>": {"run": [...]}}}: ${why}`,
+          input: value,
+        });
+        return z.NEVER;
+      }
+      return checked.data;
+    }),
   /** Where isolated task workspaces are created (one directory per task, removed afterwards). */
   WORKSPACES_DIR: z.string().optional(),
 
@@ -349,6 +390,12 @@ export const ConfigSchema = z.object({
   BLOB_RETENTION_AGE: duration.prefault('7d'),
   /** How often the Temporal Schedule `blob-retention` sweeps (temporal/schedules.ts). */
   BLOB_RETENTION_INTERVAL: duration.prefault('1h'),
+  /** The largest ONNX file POST /api/v1/models/:name/versions accepts (streamed into the blob store, never buffered). */
+  MODEL_UPLOAD_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024 * 1024),
   /** S3-compatible object storage (BLOB_BACKEND=s3). No endpoint: AWS itself. */
   S3_ENDPOINT: z.string().url().optional(),
   S3_REGION: z.string().min(1).default('us-east-1'),
@@ -374,6 +421,18 @@ export const ConfigSchema = z.object({
    */
   S3_ACCESS_KEY_ID_REF: secretRef.default('AWS_ACCESS_KEY_ID'),
   S3_SECRET_ACCESS_KEY_REF: secretRef.default('AWS_SECRET_ACCESS_KEY'),
+
+  /**
+   * Model serving (activities/inference/serving). An inference-pool process serves predictions on
+   * SERVING_HOST:SERVING_PORT (0 = off), for the API only: the API authorises and forwards to SERVING_URL (in
+   * Kubernetes the inference pool's Service). SERVING_TOKEN, when set on both, is required on every forwarded call.
+   * Each process re-reads the serving weights every SERVING_RELOAD_INTERVAL besides being notified (LISTEN/NOTIFY).
+   */
+  SERVING_URL: z.string().url().default('http://127.0.0.1:8090'),
+  SERVING_HOST: z.string().min(1).default('127.0.0.1'),
+  SERVING_PORT: z.coerce.number().int().min(0).max(65535).default(8090),
+  SERVING_TOKEN: z.string().min(32, 'at least 32 characters').optional(),
+  SERVING_RELOAD_INTERVAL: duration.prefault('5s'),
 });
 
 export type Config = z.output<typeof ConfigSchema> & { SIGNING_KEY_DIR: string };
@@ -395,6 +454,7 @@ const SECRET_VARIABLES = new Set([
   'LLM_API_KEY',
   'JWT_SECRET',
   'CODEC_DEV_TOKEN',
+  'SERVING_TOKEN',
   'S3_ACCESS_KEY_ID_REF',
   'S3_SECRET_ACCESS_KEY_REF',
 ]);

@@ -17,6 +17,7 @@ import { createDb } from '../common/db.js';
 import { createLogger } from '../common/logger.js';
 import { enableDefaultMetrics } from '../common/metrics.js';
 import { OrtThread } from '../activities/inference/index.js';
+import { startServing } from '../activities/inference/serving/index.js';
 import { closeToolClients } from '../activities/execution/index.js';
 import { connectionOptions } from '../temporal/connection.js';
 import { startWorkerMetricsServer, type WorkerMetricsServer } from './metrics-server.js';
@@ -67,12 +68,16 @@ if (config.WORKER_METRICS_PORT) {
 const connection = await NativeConnection.connect(await connectionOptions(config));
 const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
 const ort = new OrtThread();
+// The inference pool serves predictions (activities/inference/serving): warm sessions for the served versions, and
+// the internal HTTP port the API forwards to (SERVING_PORT; 0 = activities only).
+const serving = config.WORKER_QUEUES.includes('inference') ? await startServing({ db, config, log }) : undefined;
+if (serving?.url) log.info({ url: serving.url, replica: serving.host.replicaId }, 'serving predictions');
 const workers = await createPoolWorkers(
   {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     prefix: config.TASK_QUEUE_PREFIX,
-    deps: { db, config, ort, log },
+    deps: { db, config, ort, log, servingHost: serving?.host },
   },
   config.WORKER_QUEUES,
 );
@@ -82,6 +87,7 @@ try {
   await Promise.all(workers.map((w) => w.run()));
 } finally {
   await closeToolClients();
+  await serving?.close();
   await metricsServer?.close();
   await ort.close();
   await db.end();

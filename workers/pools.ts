@@ -11,7 +11,12 @@ import { createBlobActivities } from '../activities/blobs/index.js';
 import { createCouncilActivities } from '../activities/council/index.js';
 import { createExecutionActivities } from '../activities/execution/index.js';
 import { createFederationActivities } from '../activities/federation/index.js';
+import { createDecryptorActivities } from '../activities/federation/decryptor.js';
+import { createRoundActivities } from '../activities/federation/round.js';
 import { createInferenceActivities, type OrtThread } from '../activities/inference/index.js';
+import { createServingActivities, type ServingHost } from '../activities/inference/serving/index.js';
+import { createValidationActivities } from '../activities/inference/validation.js';
+import { createTuningActivities } from '../activities/inference/tuning/index.js';
 import { createPlanningActivities } from '../activities/planning/index.js';
 import { createBlobStore, useBlobStore } from '../common/blob-store/index.js';
 import { PROJECT_ROOT, type Config, type Pool } from '../common/config.js';
@@ -24,6 +29,8 @@ export interface PoolDeps {
   db: Db;
   config: Config;
   ort: OrtThread;
+  /** The inference pool's serving host (workers/main.ts starts it); absent: the first predictModel starts one. */
+  servingHost?: ServingHost;
   /** Activity log lines (with each task's correlation id) go here; silent when not given. */
   log?: Logger;
 }
@@ -100,12 +107,29 @@ export const POOL_FACTORIES: Record<Pool, PoolFactory> = {
   inference: (ctx) =>
     Worker.create({
       ...common(ctx, 'inference'),
-      activities: createInferenceActivities(ctx.deps.ort),
+      activities: {
+        ...createInferenceActivities(ctx.deps.ort),
+        // validateModelVersion: loads a registered version in the ORT thread, checks signature, golden set, latency.
+        ...createValidationActivities(ctx.deps),
+        // Rollout activities and predictModel (activities/inference/serving): the process's serving host.
+        ...createServingActivities({ ...ctx.deps, host: ctx.deps.servingHost }),
+        // Tuning trials (one at a time per process), the optimiser, and readHostState for deferrable work.
+        ...createTuningActivities({ db: ctx.deps.db }),
+      },
     }),
   federation: (ctx) =>
     Worker.create({
       ...common(ctx, 'federation'),
-      activities: createFederationActivities(),
+      activities: { ...createFederationActivities(), ...createRoundActivities({ db: ctx.deps.db }) },
+    }),
+  // The only pool given the key directory (common/config.ts FEDERATION_KEY_DIR; activities/federation/decryptor.ts).
+  decryptor: (ctx) =>
+    Worker.create({
+      ...common(ctx, 'decryptor'),
+      activities: createDecryptorActivities({
+        db: ctx.deps.db,
+        keyDir: ctx.deps.config.FEDERATION_KEY_DIR ?? path.join(ctx.deps.config.AGENCY_HOME, 'federation-keys'),
+      }),
     }),
 };
 

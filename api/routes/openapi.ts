@@ -26,6 +26,11 @@ import * as waivers from './waivers.js';
 import * as tools from '../../common/tool-registry.js';
 import * as toolRoutesModule from './tools.js';
 import * as repositories from '../../common/repositories.js';
+import { FEDERATION_OPERATIONS } from './federation-openapi.js';
+import { TUNING_OPERATIONS } from './tuning-openapi.js';
+import * as models from './models.js';
+import * as predictionDefs from './predictions.js';
+import * as rolloutDefs from '../../workflows/models/rollout-definitions.js';
 
 export const OPENAPI_PATH = '/api/v1/openapi.json';
 
@@ -42,6 +47,8 @@ export interface Operation {
   params?: Record<string, z.ZodType>;
   query?: z.ZodObject;
   body?: z.ZodType;
+  /** Other media types the body may have instead of JSON (e.g. a raw file upload), each with its schema. */
+  altBodies?: Record<string, z.ZodType>;
   /** The success answer: status, media type (JSON by default) and, when the route has one, its schema. */
   ok: { status: number; description: string; type?: string; schema?: z.ZodType };
   /** Error statuses specific to the route (authentication, rate limiting and 500 are added for every one). */
@@ -418,6 +425,151 @@ export const OPERATIONS: readonly Operation[] = [
     ok: { status: 204, description: 'removed' },
     errors: [404],
   },
+  // ---- the model registry (api/routes/models.ts): versions, ONNX files in the blob store, status
+  {
+    method: 'get',
+    path: '/api/v1/models',
+    summary: 'List the tenant’s models: version count, latest and active version',
+    tag: 'models',
+    access: 'viewer',
+    ok: { status: 200, description: 'the models' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/models/:name',
+    summary: 'One model and its versions, newest semantic version first',
+    tag: 'models',
+    access: 'viewer',
+    params: models.ModelParamsSchema.shape,
+    ok: { status: 200, description: 'the model' },
+    errors: [404],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/models/:name/versions',
+    summary:
+      'Register a version: the ONNX file as application/octet-stream (streamed into the blob store; ?version= optional, default the next patch), or JSON naming a stored blob (artifact) or a federation campaign’s result (from)',
+    tag: 'models',
+    access: 'operator',
+    params: models.ModelParamsSchema.shape,
+    query: models.UploadQuerySchema,
+    body: models.RegisterVersionBodySchema,
+    altBodies: { 'application/octet-stream': z.string().meta({ format: 'binary', description: 'the ONNX file' }) },
+    ok: { status: 201, description: 'registered (status registered; validation reads its signature)' },
+    errors: [404, 409, 413, 415],
+  },
+  {
+    method: 'get',
+    path: '/api/v1/models/:name/versions/:version',
+    summary: 'One version: artifact, signature, provenance, metrics, settings, status and its history with evidence',
+    tag: 'models',
+    access: 'viewer',
+    params: models.VersionParamsSchema.shape,
+    ok: { status: 200, description: 'the version' },
+    errors: [404],
+  },
+  {
+    method: 'get',
+    path: '/api/v1/models/:name/versions/:version/artifact',
+    summary: 'Download the version’s ONNX file (streamed, verified against its sha256 as it is read)',
+    tag: 'models',
+    access: 'viewer',
+    params: models.VersionParamsSchema.shape,
+    ok: {
+      status: 200,
+      description: 'the ONNX file, with Content-Length and an ETag of its sha256',
+      type: 'application/onnx',
+    },
+    errors: [404],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/models/:name/versions/:version/validate',
+    summary:
+      'Validate a registered version on the inference pool (modelValidationWorkflow): load in ONNX Runtime, signature against the active version, golden set, latency bound; the outcome (validated or rejected, with the report) shows on the version',
+    tag: 'models',
+    access: 'operator',
+    params: models.VersionParamsSchema.shape,
+    body: models.ValidateBodySchema,
+    ok: { status: 202, description: 'started; the workflow id' },
+    errors: [404, 409],
+    temporal: true,
+  },
+  {
+    method: 'post',
+    path: '/api/v1/models/:name/versions/:version/retire',
+    summary: 'Retire a registered, validated or active version (a canary is rolled back through its rollout instead)',
+    tag: 'models',
+    access: 'admin',
+    params: models.VersionParamsSchema.shape,
+    body: models.RetireBodySchema,
+    ok: { status: 200, description: 'the retired version' },
+    errors: [404, 409],
+  },
+  // ---- predictions and rollouts (api/routes/predictions.ts): served by the inference pool, rolled out by workflows
+  {
+    method: 'post',
+    path: '/api/v1/models/:name/predict',
+    summary:
+      'Predict with the served model: routed by the rollout weights (exact WRR), sticky by `key`, or pinned by the x-model-version header (a version, canary or baseline); every answer has a prediction_id',
+    tag: 'models',
+    access: 'viewer',
+    params: { name: rolloutDefs.ModelNameSchema },
+    body: predictionDefs.PredictBodySchema,
+    ok: { status: 200, description: 'the prediction: prediction_id, version, outputs, predicted classes' },
+    errors: [404, 503],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/models/:name/predictions/:id/feedback',
+    summary: 'Attach a label to a prediction, and through it to the version that answered (accuracy)',
+    tag: 'models',
+    access: 'operator',
+    params: { name: rolloutDefs.ModelNameSchema, id: predictionDefs.PredictionIdSchema },
+    body: predictionDefs.FeedbackBodySchema,
+    ok: { status: 200, description: 'the labelled prediction: version, predicted, correct' },
+    errors: [404],
+  },
+  {
+    method: 'post',
+    path: '/api/v1/models/:name/versions/:version/rollout',
+    summary: 'Start a rollout of a validated version (canary steps with automatic analysis, or blue-green)',
+    tag: 'models',
+    access: 'admin',
+    params: { name: rolloutDefs.ModelNameSchema, version: rolloutDefs.VersionSchema },
+    body: rolloutDefs.RolloutOptionsSchema,
+    ok: { status: 202, description: 'started; the workflow id' },
+    errors: [409],
+    temporal: true,
+  },
+  {
+    method: 'get',
+    path: '/api/v1/models/:name/versions/:version/rollout',
+    summary: 'The rollout’s status: phase, step, weights, analysis, decisions',
+    tag: 'models',
+    access: 'viewer',
+    params: { name: rolloutDefs.ModelNameSchema, version: rolloutDefs.VersionSchema },
+    ok: { status: 200, description: 'the status' },
+    errors: [404],
+    temporal: true,
+  },
+  ...(['promote', 'abort', 'pause', 'resume'] as const).map((action): Operation => ({
+    method: 'post',
+    path: `/api/v1/models/:name/versions/:version/rollout/${action}`,
+    summary: {
+      promote: 'Promote the canary now (skip to 100%; it becomes active, the old version retires)',
+      abort: 'Abort: the canary’s weight goes to 0 at once and the version is rolled back',
+      pause: 'Pause the rollout at its current step',
+      resume: 'Resume a paused rollout',
+    }[action],
+    tag: 'models',
+    access: action === 'promote' || action === 'abort' ? 'admin' : 'operator',
+    params: { name: rolloutDefs.ModelNameSchema, version: rolloutDefs.VersionSchema },
+    body: predictionDefs.RolloutActionSchema,
+    ok: { status: action === 'promote' || action === 'abort' ? 200 : 202, description: 'done' },
+    errors: action === 'promote' || action === 'abort' ? [404, 409] : [404],
+    temporal: true,
+  })),
   // ---- tools (the MCP tool registry)
   {
     method: 'get',
@@ -590,6 +742,10 @@ export const OPERATIONS: readonly Operation[] = [
     access: 'authenticated',
     ok: { status: 405, description: 'method not allowed', type: 'application/problem+json', schema: ProblemSchema },
   })),
+  // ---- federation (api/routes/federation-openapi.ts)
+  ...FEDERATION_OPERATIONS,
+  // ---- runtime tuning (api/routes/tuning-openapi.ts)
+  ...TUNING_OPERATIONS,
 ];
 
 const ERROR_TITLES: Record<number, string> = {
@@ -600,6 +756,7 @@ const ERROR_TITLES: Record<number, string> = {
   406: 'the Accept header lacks application/json and text/event-stream',
   409: 'conflict: already exists, already ended, or a refused decision',
   413: 'the request body is too large',
+  415: 'the request body has a media type the route does not take',
   429: 'rate limited (Retry-After)',
   500: 'unexpected error (logged, with the correlation id)',
   503: 'a dependency is unavailable (Retry-After)',
@@ -608,6 +765,10 @@ const ERROR_TITLES: Record<number, string> = {
 /** Express path → OpenAPI path: /api/v1/tasks/:id → /api/v1/tasks/{id}. */
 export function openApiPath(expressPath: string): string {
   return expressPath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+}
+
+function bodyContent(alt: Record<string, z.ZodType> = {}): Record<string, { schema: z.ZodType }> {
+  return Object.fromEntries(Object.entries(alt).map(([type, schema]) => [type, { schema }]));
 }
 
 function routeConfig(op: Operation): RouteConfig {
@@ -644,7 +805,9 @@ function routeConfig(op: Operation): RouteConfig {
     request: {
       ...(op.params ? { params: z.object(op.params) } : {}),
       ...(op.query ? { query: op.query } : {}),
-      ...(op.body ? { body: { required: true, content: { [JSON_TYPE]: { schema: op.body } } } } : {}),
+      ...(op.body
+        ? { body: { required: true, content: { [JSON_TYPE]: { schema: op.body }, ...bodyContent(op.altBodies) } } }
+        : {}),
     },
     responses,
   };

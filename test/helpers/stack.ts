@@ -4,6 +4,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { cp, mkdtemp } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import os from 'node:os';
@@ -26,6 +27,16 @@ import { bootstrapAdminKey } from '../../scripts/bootstrap.js';
 const run = promisify(execFile);
 export const testLog = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
+/**
+ * The calculator sample's commands for the gates the tier policy requires (tests, coverage, mutation), each writing
+ * its report into the output directory the platform names (`{out}`); samples/calculator.gates.json, which `npm run dev`
+ * and the benches use too. Every test's tenants get them as their default (TENANT_GATE_COMMANDS), as an operator would
+ * register them.
+ */
+export const CALCULATOR_GATES = JSON.parse(
+  readFileSync(path.join(PROJECT_ROOT, 'samples', 'calculator.gates.json'), 'utf8'),
+) as Record<'tests' | 'coverage' | 'mutation', { run: string[]; report: string }>;
+
 /** Configuration for this test: the run's Temporal and database, a unique task-queue prefix, its own workspaces dir. */
 export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
   return {
@@ -38,10 +49,13 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     WORKER_SHUTDOWN_GRACE: '2s',
     // Worker processes a test spawns serve no metrics port (several run at once); observability.test.ts starts its own.
     WORKER_METRICS_PORT: '0',
+    // Nor a prediction port (a process running the inference pool serves one); tests that need it pick a free port.
+    SERVING_PORT: '0',
     LOG_LEVEL: 'silent',
     // The tests' repositories are made under the temp directory (sampleRepo) and submitted as `workspace`: the
     // migration path, allowed here explicitly (test/api/repositories.test.ts covers registered repositories).
     LOCAL_WORKSPACE_ROOTS: JSON.stringify({ '*': [os.tmpdir()] }),
+    TENANT_GATE_COMMANDS: JSON.stringify({ '*': CALCULATOR_GATES }),
     ...overrides,
   };
 }

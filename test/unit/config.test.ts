@@ -19,6 +19,7 @@ describe('configuration', () => {
       'execution',
       'inference',
       'federation',
+      'decryptor',
     ]);
     expect(config.WORKER_SHUTDOWN_GRACE).toBe(30_000);
     expect(config.LLM_PROVIDER).toBe('offline');
