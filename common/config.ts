@@ -31,36 +31,39 @@ const secretRef = z
   .regex(/^[A-Z][A-Z0-9_]{0,127}$/, 'expected the name of an environment variable (A-Z, 0-9, _), not its value');
 
 /**
+ * A variable holding JSON that `schema` checks: not JSON → `notJson`; the wrong shape → `wrongShape` with the issues.
+ */
+function jsonSetting<T extends z.ZodType>(schema: T, notJson: string, wrongShape: string) {
+  return z.string().transform((value, ctx): z.output<T> => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      ctx.issues.push({ code: 'custom', message: notJson, input: value });
+      return z.NEVER;
+    }
+    const checked = schema.safeParse(parsed);
+    if (!checked.success) {
+      const why = checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      ctx.issues.push({ code: 'custom', message: `${wrongShape}: ${why}`, input: value });
+      return z.NEVER;
+    }
+    return checked.data;
+  });
+}
+
+/**
  * Directories per tenant, as JSON: {"tenant-a": ["/srv/git/a"], "*": ["/srv/git/shared"]} ("*": every tenant).
  * Each root is an absolute path; what lies under it (after realpath) is allowed, nothing else.
  */
-const rootsByTenant = z.string().transform((value, ctx) => {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch {
-    ctx.issues.push({
-      code: 'custom',
-      message: 'expected JSON: {"<tenant or *>": ["/absolute/root", …]}',
-      input: value,
-    });
-    return z.NEVER;
-  }
-  const shape = z.record(
+const rootsByTenant = jsonSetting(
+  z.record(
     z.string().regex(/^(\*|[a-z0-9][a-z0-9-]{0,62})$/, 'a tenant id or *'),
     z.array(z.string().refine((p) => path.isAbsolute(p), 'an absolute path')).max(64),
-  );
-  const checked = shape.safeParse(parsed);
-  if (!checked.success) {
-    ctx.issues.push({
-      code: 'custom',
-      message: `expected {"<tenant or *>": ["/absolute/root", …]}: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-      input: value,
-    });
-    return z.NEVER;
-  }
-  return checked.data;
-});
+  ),
+  'expected JSON: {"<tenant or *>": ["/absolute/root", …]}',
+  'expected {"<tenant or *>": ["/absolute/root", …]}',
+);
 export type RootsByTenant = Record<string, string[]>;
 
 /** The pools of the registry (temporal/task-queues.ts); WORKER_QUEUES picks among them. */
@@ -344,33 +347,11 @@ export const ConfigSchema = z.object({
    * ({"<tenant or *>": {"tests": {"run": ["node", "--test", "--test-reporter=junit", "--test-reporter-destination={out}/junit.xml"]}}}).
    * A repository's registration may name its own. Unset: a required gate without a registered command fails unless waived.
    */
-  TENANT_GATE_COMMANDS: z
-    .string()
-    .default('{}')
-    .transform((value, ctx) => {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(value);
-      } catch {
-        ctx.issues.push({
-          code: 'custom',
-          message: 'expected JSON: {"<tenant or *>": {"tests": {"run": [...]}}}',
-          input: value,
-        });
-        return z.NEVER;
-      }
-      const checked = GateCommandsByTenantSchema.safeParse(parsed);
-      if (!checked.success) {
-        const why = checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-        ctx.issues.push({
-          code: 'custom',
-          message: `expected {"<tenant or *>": {"<gate kind>": {"run": [...]}}}: ${why}`,
-          input: value,
-        });
-        return z.NEVER;
-      }
-      return checked.data;
-    }),
+  TENANT_GATE_COMMANDS: jsonSetting(
+    GateCommandsByTenantSchema,
+    'expected JSON: {"<tenant or *>": {"tests": {"run": [...]}}}',
+    'expected {"<tenant or *>": {"<gate kind>": {"run": [...]}}}',
+  ).default({}),
   /** Where isolated task workspaces are created (one directory per task, removed afterwards). */
   WORKSPACES_DIR: z.string().optional(),
 
