@@ -70,6 +70,8 @@ export interface LoadOptions {
   approve?: boolean;
   /** The POST's title, given the task's index (default "Bench task N: fix average()"). */
   title?: (index: number) => string;
+  /** Called once, when every POST has been answered (the burst is over; polling goes on). */
+  onAllPosted?: () => void;
 }
 
 /** How often a task that has not ended is checked for a failing workflow task. */
@@ -100,7 +102,11 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }>
   return { value, ms: performance.now() - t0 };
 }
 
-async function followTask(opts: LoadOptions, index: number, deadline: number): Promise<TaskSample> {
+async function followTask(
+  opts: LoadOptions & { posted?: () => void },
+  index: number,
+  deadline: number,
+): Promise<TaskSample> {
   const workspace = opts.workspaces[index]!;
   const submittedAt = Date.now();
   const post = await timed(async () => {
@@ -123,6 +129,7 @@ async function followTask(opts: LoadOptions, index: number, deadline: number): P
       body: (await res.json()) as { id?: string; workflowId?: string; detail?: string },
     };
   });
+  opts.posted?.();
   const sample: TaskSample = {
     index,
     id: post.value.body.id,
@@ -230,7 +237,11 @@ export interface LoadResult {
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   // Every POST starts in this synchronous loop, so they are all in flight together; the deadline counts from here.
   const deadline = Date.now() + opts.timeoutMs;
-  const samples = await Promise.all(opts.workspaces.map((_, i) => followTask(opts, i, deadline)));
+  let answered = 0;
+  const posted = (): void => {
+    if (++answered === opts.workspaces.length) opts.onAllPosted?.();
+  };
+  const samples = await Promise.all(opts.workspaces.map((_, i) => followTask({ ...opts, posted }, i, deadline)));
   return {
     samples,
     firstSubmitAt: Math.min(...samples.map((s) => s.submittedAt)),

@@ -1,16 +1,18 @@
 /**
  * The benchmark: one run measures, on this machine, what the product documents claim.
  *
- *   node --import tsx bench/run.ts [--tasks 34] [--idle-tasks 5] [--council-runs 10] [--seed 42] [--poll-ms 1000]
+ *   node --import tsx bench/run.ts [--tasks 34] [--idle-tasks 10] [--council-runs 10] [--seed 42] [--poll-ms 1000]
  *                                  [--timeout-s 180]
  *   npm run bench -- --tasks 10
  *
  * 1. Load: its own Temporal dev server, a scratch database, every worker pool in one child process (workers/main.ts),
- *    the API in-process; N tasks posted concurrently, each on a fresh copy of samples/calculator, followed to a final
- *    state over HTTP. Throughput, end-to-end latency, POST/GET latency, and where the time went (histories).
+ *    the API in another (api/server.ts); N tasks posted concurrently, each on a fresh copy of samples/calculator,
+ *    followed to a final state over HTTP. Throughput, end-to-end latency, POST/GET latency, and where the time went (histories).
  *    Then the ceiling (bench/ceiling.ts): the shape of the first idle task, read from its histories, run N times at
  *    once with no-op activities on the same server; the pipeline's throughput as a ratio of it is the tracked figure.
- *    The idle tasks, one after another before the load, also give the idle POST latency the load's is compared with.
+ *    The idle tasks, one after another before the load (after one warm-up task, not counted), also give the idle POST
+ *    latency the load's is compared with. Between them, Temporal alone: single starts and a burst of N starts on the
+ *    same server (bench/starts.ts), the floor under the burst's POSTs; and the CPU each process took during the burst.
  * 2. Council: the real councilDeliberationWorkflow on the sample's diff, K times (offline judges); its parallelism is
  *    the sum of its judges' run times over its wall time, read from each session's history.
  * Prints "metric | measured here | product claim" and writes every raw figure as JSON to the OS temp dir.
@@ -25,7 +27,9 @@ import { PROJECT_ROOT } from '../common/config.js';
 import { runRealCouncil, type RealCouncilRun } from './council.js';
 import { collectSpans, type Spans } from './history.js';
 import { runCeiling, shapeOfTask, type CeilingResult } from './ceiling.js';
+import { cpuByRole, cpuSnapshot } from './cpu.js';
 import { councilSessionDurations, runLoad, type LoadResult } from './load.js';
+import { singleStarts, startBurst } from './starts.js';
 import { Cleanup, sampleFixDiff, sampleRepo, sampleRepos, startBenchStack, type BenchStack } from './stack.js';
 import { mean, quantile, summarize } from './stats.js';
 
@@ -44,7 +48,7 @@ const CLAIMS = {
 const { values: args } = parseArgs({
   options: {
     tasks: { type: 'string', default: '34' },
-    'idle-tasks': { type: 'string', default: '5' },
+    'idle-tasks': { type: 'string', default: '10' },
     'council-runs': { type: 'string', default: '10' },
     seed: { type: 'string', default: '42' },
     'poll-ms': { type: 'string', default: '1000' },
@@ -123,6 +127,10 @@ let loadSessionsMs: number[] = [];
 let spans: Spans | undefined;
 let realCouncil: RealCouncilRun[] = [];
 let ceiling: CeilingResult | undefined;
+/** Temporal alone on the same server: single starts, and a burst of N starts at once (bench/starts.ts). */
+let starts: { single: number[]; burst: number[] } | undefined;
+/** CPU by process from the first POST of the burst to its last answer (bench/cpu.ts). */
+let burstCpu: { wallMs: number; byRole: Record<string, number> } | undefined;
 
 try {
   await mkdir(outDir, { recursive: true });
@@ -141,8 +149,11 @@ try {
     `stack up in ${sec(stack.startupMs)}: Temporal ${stack.temporalAddress}, API ${stack.apiUrl}, workers pid ${stack.workerPid}`,
   );
 
-  progress(`baseline: ${opts.idleTasks} tasks one after another on the idle stack (not counted in the load figures)`);
-  for (let i = 0; i < opts.idleTasks; i++) {
+  progress(
+    `baseline: a warm-up task, then ${opts.idleTasks} tasks one after another on the idle stack (not counted in the load figures)`,
+  );
+  // The warm-up's POST is the API's first (lazy imports, JIT, new connections): not what an idle stack answers.
+  for (let i = -1; i < opts.idleTasks; i++) {
     const one = await runLoad({
       apiUrl: stack.apiUrl,
       apiKey: stack.apiKey,
@@ -151,15 +162,24 @@ try {
       timeoutMs: opts.timeoutS * 1000,
       client: stack.client,
     });
-    baseline = baseline ? { ...baseline, samples: [...baseline.samples, ...one.samples] } : one;
+    if (i >= 0) baseline = baseline ? { ...baseline, samples: [...baseline.samples, ...one.samples] } : one;
   }
 
   progress(`preparing ${opts.tasks} sample repositories (not timed)`);
   const workspaces = await sampleRepos(scratch, opts.tasks);
 
+  progress(`Temporal alone: ${opts.idleTasks} single starts, then ${opts.tasks} at once (no API, no worker)`);
+  starts = {
+    single: await singleStarts(stack.client, opts.idleTasks, `bench-start-single-${process.pid}`),
+    burst: await startBurst(stack.client, opts.tasks, `bench-start-burst-${process.pid}`),
+  };
+  await new Promise((r) => setTimeout(r, 2_000)); // let the terminations settle before the load
+
   progress(
     `load: posting ${opts.tasks} tasks concurrently, polling each every ${opts.pollMs} ms (deadline ${opts.timeoutS} s)`,
   );
+  const roles = { api: stack.apiPid, workers: stack.workerPid, temporal: stack.temporalPid, bench: process.pid };
+  const burstBegan = { at: performance.now(), cpu: cpuSnapshot() };
   load = await runLoad({
     apiUrl: stack.apiUrl,
     apiKey: stack.apiKey,
@@ -167,6 +187,12 @@ try {
     pollMs: opts.pollMs,
     timeoutMs: opts.timeoutS * 1000,
     client: stack.client,
+    onAllPosted: () => {
+      burstCpu = {
+        wallMs: performance.now() - burstBegan.at,
+        byRole: cpuByRole(burstBegan.cpu, cpuSnapshot(), roles),
+      };
+    },
   });
   const done = load.samples.filter((s) => s.status === 'completed').length;
   progress(`load: ${done}/${opts.tasks} completed`);
@@ -243,6 +269,12 @@ const applyStep = spans?.byType.applyStep;
 const POST_PHASES = ['pre', 'source', 'keys', 'start', 'total'] as const;
 const phaseP95 = (list: { postPhases?: Record<string, number> }[], phase: string) =>
   quantile(list.map((s) => s.postPhases?.[phase] ?? Number.NaN).filter(Number.isFinite), 0.95);
+const startsSingle = summarize(starts?.single ?? []);
+const startsBurst = summarize(starts?.burst ?? []);
+/** CPU the burst took outside the API (Temporal, workers, PostgreSQL, this client, the rest), in ms. */
+const burstCpuRest = Object.entries(burstCpu?.byRole ?? {})
+  .filter(([role]) => role !== 'api')
+  .reduce((sum, [, used]) => sum + used, 0);
 const postPhases = POST_PHASES.map((phase) => ({
   phase,
   load: phaseP95(samples, phase),
@@ -297,6 +329,21 @@ const rows: string[][] = [
     '-',
   ],
   [
+    `Temporal alone on the same server: one start p50 (${startsSingle.n}); ${startsBurst.n} at once p95`,
+    `${ms(startsSingle.p50)}; ${ms(startsBurst.p95)} = ${x(startsBurst.p95 / idlePost.p95)} the idle POST p95 (the POST burst's floor: each POST is one start)`,
+    '-',
+  ],
+  [
+    `CPU from the first POST to the last answer (${ms(burstCpu?.wallMs ?? Number.NaN)} wall, ${machine.cpus} cores)`,
+    burstCpu
+      ? `${Object.entries(burstCpu.byRole)
+          .map(([role, used]) => `${role} ${ms(used)}`)
+          .join(', ')}; API per POST ${ms((burstCpu.byRole.api ?? 0) / samples.length)}; ` +
+        `the rest alone fills the cores for ${ms(burstCpuRest / machine.cpus)} = ${x(burstCpuRest / machine.cpus / idlePost.p95)} the idle POST p95`
+      : 'not measured (no /proc)',
+    '-',
+  ],
+  [
     `applyStep run p50 / p95 under load (${applyStep?.runMs.length ?? 0}); queue wait p50`,
     applyStep
       ? `${ms(quantile(applyStep.runMs, 0.5))} / ${ms(quantile(applyStep.runMs, 0.95))}; ${ms(quantile(applyStep.waitMs, 0.5))}`
@@ -343,7 +390,7 @@ out.push(
   `machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memGiB} GiB, node ${machine.node}, ${machine.platform}, load avg (1/5/15 min) at start ${machine.loadAvgAtStart.join(' ')}, at end ${loadAvg().join(' ')}`,
 );
 out.push(
-  `setup: Temporal dev server (headless, SQLite) + PostgreSQL scratch DB; all six worker pools in one child process (workers/main.ts); API in the bench process; LLM_PROVIDER=offline; COUNCIL_CONSENSUS_TIMEOUT ${stack?.config.COUNCIL_CONSENSUS_TIMEOUT ?? '?'} ms`,
+  `setup: Temporal dev server (headless, SQLite) + PostgreSQL scratch DB; all six worker pools in one child process (workers/main.ts); API in its own child process (api/server.ts); LLM_PROVIDER=offline; COUNCIL_CONSENSUS_TIMEOUT ${stack?.config.COUNCIL_CONSENSUS_TIMEOUT ?? '?'} ms`,
 );
 out.push(`code measured: ${revision}`);
 out.push('percentiles by linear interpolation');
@@ -366,7 +413,8 @@ const raw = {
   stack: stack && { temporalAddress: stack.temporalAddress, startupMs: stack.startupMs, logDir: stack.logDir },
   baseline: baseline?.samples,
   ceiling: ceiling && { ...ceiling, ratio: ceilingRatio, goal: CEILING_GOAL },
-  post: { idle: idlePost, load: post, ratio: postRatio, goal: POST_GOAL, phases: postPhases },
+  post: { idle: idlePost, load: post, ratio: postRatio, goal: POST_GOAL, phases: postPhases, burstCpu },
+  temporalStarts: starts && { single: startsSingle, burst: startsBurst, raw: starts },
   load: {
     firstSubmitAt: firstSubmit,
     lastCompletionAt: lastCompletion,

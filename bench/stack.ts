@@ -1,14 +1,14 @@
 /**
  * The platform as the benchmark runs it: its own headless Temporal dev server on a free port (state in a temp dir),
  * a scratch database agency_bench_<pid> (dropped at the end), every worker pool (or StackOptions.pools) in ONE child
- * process running workers/main.ts (as `npm run worker` does, so the API and the workers do not share an event loop), the API
- * in-process on a free port, and a bench worker in-process on its own task queue for the council bench.
+ * process running workers/main.ts (as `npm run worker` does), the API in another child process (api/server.ts) on a free
+ * port, so that neither shares an event loop with the bench's client, and a bench worker in-process on its own task
+ * queue for the council bench.
  *
  * Everything started is registered with a Cleanup and stopped in reverse order, also when start-up fails half-way.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { cp, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,7 +18,6 @@ import proto from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
 import pg from 'pg';
 import { pino, type Logger } from 'pino';
-import { createLazyTemporalClient, startServer, stopServer } from '../api/server.js';
 import { bootstrapAdminKey } from '../scripts/bootstrap.js';
 import { ALL_POOLS, loadConfig, PROJECT_ROOT, type Config, type Pool } from '../common/config.js';
 import { createDb, migrate } from '../common/db.js';
@@ -66,6 +65,9 @@ export interface BenchStack {
   /** A worker connection of the bench's own (the ceiling's workers use it). */
   nativeConnection: NativeConnection;
   workerPid: number;
+  /** The API's process (api/server.ts) and the Temporal dev server's, for CPU accounting (bench/cpu.ts). */
+  apiPid: number;
+  temporalPid: number | undefined;
   /** The environment the worker child runs with, for more worker processes of the same stack (bench/survival.ts). */
   workerEnv: Record<string, string>;
   logDir: string;
@@ -154,6 +156,43 @@ export async function dropDatabase(adminUrl: string, name: string): Promise<void
   }
 }
 
+/** `node --import tsx <script>` with `env` (and PATH, HOME), its stdout and stderr into `logFile`. */
+async function spawnLogged(script: string, logFile: string, env: Record<string, string>): Promise<ChildProcess> {
+  const logHandle = await open(logFile, 'w');
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: PROJECT_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', logHandle.fd, logHandle.fd],
+  });
+  await logHandle.close();
+  return child;
+}
+
+/** SIGTERM, then SIGKILL after 20 s. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  child.kill('SIGTERM');
+  if (!(await waitExit(child, 20_000))) {
+    child.kill('SIGKILL');
+    await waitExit(child, 5_000);
+  }
+}
+
+/** Waits until the API answers GET /health (or its process exits). */
+async function waitForHealth(apiUrl: string, child: ChildProcess, logFile: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`the API process exited during start-up; its log ends with:\n${await tail(logFile)}`);
+    const ok = await fetch(`${apiUrl}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`the API did not answer ${apiUrl}/health within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Promise<BenchStack> {
   const began = performance.now();
   const { progress, logDir } = opts;
@@ -197,20 +236,8 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
     `starting ${opts.pools ? `the pools ${pools.join(', ')}` : 'every worker pool'} in one child process (workers/main.ts)`,
   );
   const workerLog = path.join(logDir, 'workers.log');
-  const logHandle = await open(workerLog, 'w');
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'workers', 'main.ts')], {
-    cwd: PROJECT_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', logHandle.fd, logHandle.fd],
-  });
-  await logHandle.close();
-  cleanup.defer('stop worker process', async () => {
-    child.kill('SIGTERM');
-    if (!(await waitExit(child, 20_000))) {
-      child.kill('SIGKILL');
-      await waitExit(child, 5_000);
-    }
-  });
+  const child = await spawnLogged(path.join(PROJECT_ROOT, 'workers', 'main.ts'), workerLog, env);
+  cleanup.defer('stop worker process', () => stopChild(child));
 
   const clientConnection = await Connection.connect({ address: server.address });
   cleanup.defer('close bench client', () => clientConnection.close());
@@ -223,26 +250,33 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
   cleanup.defer('close bench worker connection', () => nativeConnection.close());
   await waitForPollers(client, child, workerLog, { pools });
 
-  progress('starting the API in-process on a free port');
-  const apiLog: Logger = pino({ level: 'warn' }, pino.destination({ dest: path.join(logDir, 'api.log') }));
-  const db = createDb(config.DATABASE_URL, config.DATABASE_POOL_MAX);
-  cleanup.defer('close API database pool', () => db.end());
-  const temporal = await createLazyTemporalClient(config);
-  cleanup.defer('close API Temporal connection', () => temporal.connection.close());
-  const api: Server = await startServer({ temporal, db, config, log: apiLog }, 0, '127.0.0.1');
-  cleanup.defer('stop API', () => stopServer(api));
-  const { port } = api.address() as { port: number };
+  // The API in its own process, as deployed: the bench's client (34 fetches, polling) must not share its event loop.
+  const apiPort = await freePort();
+  progress(`starting the API in a child process (api/server.ts) on port ${apiPort}`);
+  const apiLog = path.join(logDir, 'api.log');
+  const api = await spawnLogged(path.join(PROJECT_ROOT, 'api', 'server.ts'), apiLog, {
+    ...env,
+    API_PORT: String(apiPort),
+    API_HOST: '127.0.0.1',
+  });
+  cleanup.defer('stop API process', () => stopChild(api));
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  await waitForHealth(apiUrl, api, apiLog);
+  const db = createDb(config.DATABASE_URL, 2);
+  cleanup.defer('close bench database pool', () => db.end());
   const apiKey = await bootstrapAdminKey(db, config.BOOTSTRAP_TENANT, `bench-${process.pid}`);
 
   return {
     temporalAddress: server.address,
     databaseUrl: databaseUrl.toString(),
     config,
-    apiUrl: `http://127.0.0.1:${port}`,
+    apiUrl,
     apiKey,
     client,
     nativeConnection,
     workerPid: child.pid ?? -1,
+    apiPid: api.pid ?? -1,
+    temporalPid: server.pid,
     workerEnv: env,
     logDir,
     startupMs: performance.now() - began,
