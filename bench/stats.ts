@@ -1,11 +1,9 @@
 /** Small statistics for the benchmark: quantiles by linear interpolation between order statistics (R-7, numpy's default). */
+import { mulberry32, quantileSorted } from '../common/stats.js';
 
 export function quantile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
-  const h = (sorted.length - 1) * p;
-  const lo = Math.floor(h);
-  return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (h - lo);
+  return quantileSorted(sorted, p);
 }
 
 export function mean(values: readonly number[]): number {
@@ -33,13 +31,4 @@ export function summarize(values: readonly number[]): Summary {
 }
 
 /** A seeded PRNG (mulberry32): the same seed gives the same judge latencies on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom = mulberry32;

@@ -28,6 +28,7 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as OnnxTypes } from 'onnx-proto';
+import { mulberry32 } from '../stats.js';
 
 const { onnx } = onnxProto;
 type INode = OnnxTypes.INodeProto;
@@ -308,22 +309,11 @@ export function permuteClasses(graph: MlpGraph, permutation?: number[]): MlpGrap
   return { ...graph, layers: [...graph.layers.slice(0, -1), { ...last, weights, bias }] };
 }
 
-/** mulberry32: a small seeded generator, so the same seed builds the same model everywhere. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Seeded random weights, uniform in ±sqrt(6/(in+out)) (Glorot), small random biases. */
 export function randomMlp(dims: number[], seed: number, opts: Partial<Omit<MlpGraph, 'layers'>> = {}): MlpGraph {
   if (dims.length < 2) throw new Error('dims needs an input and an output size');
-  const next = rng(seed);
+  // mulberry32: a small seeded generator, so the same seed builds the same model everywhere.
+  const next = mulberry32(seed);
   const layers: DenseLayer[] = [];
   for (let i = 0; i + 1 < dims.length; i++) {
     const inDim = dims[i]!;

@@ -18,11 +18,10 @@ import {
   json,
   sampleRepo,
   startApi,
-  startWorkers,
   testConfig,
   testLog,
+  useStack,
   type RunningApi,
-  type RunningWorkers,
 } from '../helpers/stack.js';
 import { calculatorSpec, taskClient } from '../helpers/tasks.js';
 
@@ -164,7 +163,6 @@ const concrete = (path: string): string =>
 
 describe('authentication, roles and tenants', () => {
   let config: Config;
-  let workers: RunningWorkers;
   let api: RunningApi;
   const keys = {} as Record<Role, string>;
   const as = (key: string, path: string, init: RequestInit = {}) =>
@@ -173,17 +171,11 @@ describe('authentication, roles and tenants', () => {
       headers: { 'x-api-key': key, 'content-type': 'application/json', ...(init.headers as object) },
     });
 
+  useStack((stack) => ({ config, api } = stack));
   beforeAll(async () => {
-    config = testConfig();
-    workers = await startWorkers(config);
-    api = await startApi(config);
     for (const role of ['viewer', 'operator', 'approver', 'admin'] as const) {
       keys[role] = (await createApiKey(api.db, { tenantId: 'default', name: `only-${role}`, roles: [role] })).key;
     }
-  });
-  afterAll(async () => {
-    await api?.stop();
-    await workers?.stop();
   });
 
   it('when the app is built, then every registered route has a declared role in the matrix, and no entry is stale', () => {

@@ -4,16 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey } from '../../common/api-keys.js';
 import type { Config } from '../../common/config.js';
 import { taskWorkflowId } from '../../workflows/task/definitions.js';
-import {
-  eventually,
-  json,
-  sampleRepo,
-  startApi,
-  startWorkers,
-  testConfig,
-  type RunningApi,
-  type RunningWorkers,
-} from '../helpers/stack.js';
+import { eventually, json, sampleRepo, startApi, testConfig, useStack, type RunningApi } from '../helpers/stack.js';
 
 interface PayloadJson {
   metadata: Record<string, string>;
@@ -31,20 +22,19 @@ const UI_ORIGIN = 'http://ui.agency.test:8233';
 describe('payload encryption and the Web UI codec endpoint against the real stack', () => {
   let config: Config;
   let api: RunningApi;
-  let workers: RunningWorkers;
   /** A client with no codec: what the Temporal server (and anyone reading it directly) sees. */
   let plain: Client;
   let viewerKey: string;
   let approverKey: string;
 
-  beforeAll(async () => {
-    config = testConfig({
+  useStack((stack) => ({ config, api } = stack), {
+    env: {
       PAYLOAD_KEYS: `old:${randomBytes(32).toString('base64')},current:${randomBytes(32).toString('base64')}`,
       PAYLOAD_KEY_ID: 'current',
       TEMPORAL_UI_URL: `${UI_ORIGIN}/`,
-    });
-    workers = await startWorkers(config);
-    api = await startApi(config);
+    },
+  });
+  beforeAll(async () => {
     plain = new Client({
       connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }),
       namespace: config.TEMPORAL_NAMESPACE,
@@ -56,8 +46,6 @@ describe('payload encryption and the Web UI codec endpoint against the real stac
   });
   afterAll(async () => {
     await plain?.connection.close();
-    await api?.stop();
-    await workers?.stop();
   });
 
   const codecPost = (op: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> =>

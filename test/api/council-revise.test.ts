@@ -7,15 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CouncilSession } from '../../workflows/council/session.js';
 import { chatRequestOf, startScriptedLlm, toolCallReply, type ScriptedLlm } from '../helpers/scripted-llm.js';
-import {
-  json,
-  sampleRepo,
-  startApi,
-  startWorkers,
-  testConfig,
-  type RunningApi,
-  type RunningWorkers,
-} from '../helpers/stack.js';
+import { json, sampleRepo, useStack, type RunningApi } from '../helpers/stack.js';
 import { calculatorSpec, taskClient } from '../helpers/tasks.js';
 
 const PASS = { verdict: 'pass', score: 0.9, reasons: ['fine'], violations: [], evidence: [] };
@@ -41,7 +33,6 @@ function callOf(body: unknown): { call: Call; user: string } {
 
 describe('revise rounds and modify with model judges', () => {
   let llm: ScriptedLlm;
-  let workers: RunningWorkers;
   let api: RunningApi;
   const client = taskClient(() => api);
   /** Result-phase quality verdicts still to fail (the modify test sets it). */
@@ -67,21 +58,19 @@ describe('revise rounds and modify with model judges', () => {
       if (call.kind === 'judge') return toolCallReply('submit_verdict', PASS);
       return undefined;
     });
-    const config = testConfig({
+  });
+  afterAll(async () => {
+    await llm?.close();
+  });
+  useStack((stack) => ({ api } = stack), {
+    env: () => ({
       LLM_PROVIDER: 'openai',
       LLM_BASE_URL: llm.url,
       LLM_API_KEY: 'test-key',
       LLM_MODEL: 'scripted-model',
       COUNCIL_CONSENSUS_TIMEOUT: '20s',
       TASK_CLARIFICATION_TIMEOUT: '2s',
-    });
-    workers = await startWorkers(config);
-    api = await startApi(config);
-  });
-  afterAll(async () => {
-    await api?.stop();
-    await workers?.stop();
-    await llm?.close();
+    }),
   });
 
   it('when a judge dissents on a plan, then the planner revises it on the dissent and the next round judges the revised plan', async () => {

@@ -1,6 +1,6 @@
 /** Listing tasks, council sessions and stand-alone review, waivers, and specs submitted as YAML, over HTTP. */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApiKey, ensureTenant } from '../../common/api-keys.js';
 import { listAuditEvents } from '../../common/audit.js';
 import type { Config } from '../../common/config.js';
@@ -8,10 +8,8 @@ import {
   eventually,
   json,
   sampleRepo,
-  startApi,
-  startWorkers,
   temporalClient,
-  testConfig,
+  useStack,
   type RunningApi,
   type RunningWorkers,
 } from '../helpers/stack.js';
@@ -46,15 +44,7 @@ describe('tasks list, council, waivers', () => {
     return all;
   };
 
-  beforeAll(async () => {
-    config = testConfig();
-    workers = await startWorkers(config);
-    api = await startApi(config);
-  });
-  afterAll(async () => {
-    await api?.stop();
-    await workers?.stop();
-  });
+  useStack((stack) => ({ config, workers, api } = stack));
 
   it('when tasks are listed, then the status filter and cursor pagination work and bad filters are 400', async () => {
     const ids = [

@@ -1,17 +1,14 @@
 /** Execution details on the real stack: continue-as-new, gates measured from the workspace's reports, the deadline. */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Config } from '../../common/config.js';
 import { executionWorkflowId } from '../../workflows/execution/definitions.js';
 import {
   CALCULATOR_GATES,
   eventually,
   sampleRepo,
-  startApi,
-  startWorkers,
   temporalClient,
-  testConfig,
+  useStack,
   type RunningApi,
-  type RunningWorkers,
 } from '../helpers/stack.js';
 import { calculatorSpec, taskClient } from '../helpers/tasks.js';
 
@@ -38,26 +35,18 @@ function coverageGate(branches?: { covered: number; total: number }) {
 
 describe('execution', () => {
   let config: Config;
-  let workers: RunningWorkers;
   let api: RunningApi;
   const client = taskClient(() => api);
 
-  beforeAll(async () => {
-    // No coverage command registered: the spec's own coverage gate (coverageGate) is what measures it here.
-    const { coverage: _coverage, ...gates } = CALCULATOR_GATES;
-    // A council's `modify` offline goes to a person, whom nobody answers here: the task fails after 3 s.
-    config = testConfig({
-      EXECUTION_CONTINUE_AS_NEW_AFTER: '2',
-      TENANT_GATE_COMMANDS: JSON.stringify({ '*': gates }),
-      TASK_APPROVAL_TIMEOUT: '3s',
-    });
-    workers = await startWorkers(config);
-    api = await startApi(config);
-  });
-  afterAll(async () => {
-    await api?.stop();
-    await workers?.stop();
-  });
+  // No coverage command registered: the spec's own coverage gate (coverageGate) is what measures it here.
+  const { coverage: _coverage, ...gates } = CALCULATOR_GATES;
+  // A council's `modify` offline goes to a person, whom nobody answers here: the task fails after 3 s.
+  const env = {
+    EXECUTION_CONTINUE_AS_NEW_AFTER: '2',
+    TENANT_GATE_COMMANDS: JSON.stringify({ '*': gates }),
+    TASK_APPROVAL_TIMEOUT: '3s',
+  };
+  useStack((stack) => ({ config, api } = stack), { env });
 
   it('when a plan has more steps than one run may take, then execution continues as new and still completes every step once', async () => {
     const extra = [1, 2, 3, 4].map((n) => ({

@@ -4,29 +4,21 @@
  * its own interval spec (no trigger), and the schedule's pause (with a note), resume, update, trigger and delete.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../common/config.js';
 import { createDb, type Db } from '../../common/db.js';
 import { getCampaign, listRounds } from '../../common/federation.js';
 import { bootstrapAdminKey } from '../../scripts/bootstrap.js';
-import {
-  eventually,
-  json,
-  startApi,
-  startWorkers,
-  testConfig,
-  type RunningApi,
-  type RunningWorkers,
-} from '../helpers/stack.js';
+import { eventually, json, useStack, type RunningApi } from '../helpers/stack.js';
 import { simSource, startParticipants, suffix, type RunningParticipants } from '../helpers/federation.js';
 
 const tenantA = `fa-${suffix()}`;
 const tenantB = `fb-${suffix()}`;
-const config = testConfig({ BOOTSTRAP_TENANT: tenantA });
 const a = [0, 1].map((i) => ({ id: `a${i}-${suffix()}`, source: simSource(i, 3) }));
 const b = { id: `b0-${suffix()}`, source: simSource(2, 3) };
 
 describe('the federation API', () => {
+  let config: Config;
   let api: RunningApi;
-  let workers: RunningWorkers;
   let participants: RunningParticipants;
   let db: Db;
   let keyB: string;
@@ -37,17 +29,17 @@ describe('the federation API', () => {
       ? api.fetch(p, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
       : asB(p, { method: 'POST', body: JSON.stringify(body) });
 
+  useStack((stack) => ({ config, api } = stack), {
+    env: { BOOTSTRAP_TENANT: tenantA },
+    pools: ['orchestration', 'federation'],
+  });
   beforeAll(async () => {
     db = createDb(config.DATABASE_URL);
-    api = await startApi(config);
     keyB = await bootstrapAdminKey(db, tenantB, `b-admin-${suffix()}`);
-    workers = await startWorkers(config, ['orchestration', 'federation']);
     participants = await startParticipants(config, db, [...a, b]);
   });
   afterAll(async () => {
     await participants?.stop();
-    await workers?.stop();
-    await api?.stop();
     await db?.end();
   });
 

@@ -8,18 +8,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey, ensureTenant, type Role } from '../../common/api-keys.js';
-import type { Config } from '../../common/config.js';
 import type { PendingApprovalItem, TaskAccepted, TaskView } from '../../api/task-service.js';
-import {
-  eventually,
-  json,
-  sampleRepo,
-  startApi,
-  startWorkers,
-  testConfig,
-  type RunningApi,
-  type RunningWorkers,
-} from '../helpers/stack.js';
+import { eventually, json, sampleRepo, useStack, type RunningApi } from '../helpers/stack.js';
 import { calculatorSpec } from '../helpers/tasks.js';
 
 type ToolResult = {
@@ -29,8 +19,6 @@ type ToolResult = {
 };
 
 describe('the MCP server at /mcp', () => {
-  let config: Config;
-  let workers: RunningWorkers;
   let api: RunningApi;
   const keys = {} as Record<Role | 'otherTenant', string>;
   const clients: Client[] = [];
@@ -51,10 +39,8 @@ describe('the MCP server at /mcp', () => {
     return result.structuredContent as T;
   };
 
+  useStack((stack) => ({ api } = stack));
   beforeAll(async () => {
-    config = testConfig();
-    workers = await startWorkers(config);
-    api = await startApi(config);
     for (const role of ['viewer', 'operator', 'approver', 'admin'] as const) {
       keys[role] = (await createApiKey(api.db, { tenantId: 'default', name: `mcp-${role}`, roles: [role] })).key;
     }
@@ -64,8 +50,6 @@ describe('the MCP server at /mcp', () => {
   });
   afterAll(async () => {
     for (const client of clients) await client.close().catch(() => undefined);
-    await api?.stop();
-    await workers?.stop();
   });
 
   it('when a client lists the tools, then it finds the task tools with their input schemas', async () => {

@@ -7,21 +7,13 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey, ensureTenant } from '../../common/api-keys.js';
 import { blobStoreOf } from '../../common/blob-store/index.js';
 import type { Config } from '../../common/config.js';
 import { setVersionStatus } from '../../common/models.js';
 import { buildMlpOnnx, randomMlp } from '../../common/onnx/builder.js';
-import {
-  eventually,
-  json,
-  startApi,
-  startWorkers,
-  testConfig,
-  type RunningApi,
-  type RunningWorkers,
-} from '../helpers/stack.js';
+import { eventually, json, useStack, type RunningApi } from '../helpers/stack.js';
 
 const MAX = 4 * 1024 * 1024;
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -29,7 +21,6 @@ const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 describe('model registry API', () => {
   let config: Config;
   let api: RunningApi;
-  let workers: RunningWorkers;
   let tenant: string;
   let viewerKey: string;
   let operatorKey: string;
@@ -45,20 +36,17 @@ describe('model registry API', () => {
   const post = (path: string, body: unknown, key = api.key) =>
     as(key, path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
+  useStack((stack) => ({ config, api } = stack), {
+    env: { MODEL_UPLOAD_MAX_BYTES: String(MAX) },
+    pools: ['orchestration', 'inference'],
+  });
   beforeAll(async () => {
-    config = testConfig({ MODEL_UPLOAD_MAX_BYTES: String(MAX) });
-    api = await startApi(config);
-    workers = await startWorkers(config, ['orchestration', 'inference']);
     tenant = config.BOOTSTRAP_TENANT;
     viewerKey = (await createApiKey(api.db, { tenantId: tenant, name: `v-${name()}`, roles: ['viewer'] })).key;
     operatorKey = (await createApiKey(api.db, { tenantId: tenant, name: `o-${name()}`, roles: ['operator'] })).key;
     otherTenant = `models-other-${randomUUID().slice(0, 8)}`;
     await ensureTenant(api.db, otherTenant, 'another tenant');
     otherKey = (await createApiKey(api.db, { tenantId: otherTenant, name: 'other', roles: ['admin'] })).key;
-  });
-  afterAll(async () => {
-    await api?.stop();
-    await workers?.stop();
   });
 
   it('when an ONNX file is uploaded, then it is registered and downloads byte for byte; listing and reading show it', async () => {

@@ -22,16 +22,7 @@ import {
 } from '../../workers/metrics-server.js';
 import { installRuntime } from '../../workers/runtime.js';
 import { freePort } from '../helpers/ports.js';
-import {
-  eventually,
-  json,
-  sampleRepo,
-  startApi,
-  startWorkers,
-  testConfig,
-  type RunningApi,
-  type RunningWorkers,
-} from '../helpers/stack.js';
+import { eventually, json, sampleRepo, startApi, testConfig, useStack, type RunningApi } from '../helpers/stack.js';
 import { taskClient } from '../helpers/tasks.js';
 
 interface LogLine {
@@ -82,7 +73,6 @@ describe('observability: logs, metrics, OpenAPI and dependency failures against 
   );
   let config: Config;
   let api: RunningApi;
-  let workers: RunningWorkers;
   let workerMetrics: WorkerMetricsServer;
   let sdkMetricsUrl: string;
 
@@ -92,15 +82,16 @@ describe('observability: logs, metrics, OpenAPI and dependency failures against 
     sdkMetricsUrl = `http://127.0.0.1:${sdkPort}/metrics`;
     expect(installRuntime(log, 'WARN', { bindAddress: `127.0.0.1:${sdkPort}` })).toBe(true);
     enableDefaultMetrics();
-    config = testConfig();
-    workers = await startWorkers(config, ['orchestration', 'planning', 'council', 'execution'], { log });
+  });
+  useStack((stack) => ({ config, api } = stack), {
+    pools: ['orchestration', 'planning', 'council', 'execution'],
+    log,
+  });
+  beforeAll(async () => {
     workerMetrics = await startWorkerMetricsServer({ host: '127.0.0.1', port: 0, sdkMetricsUrl, log });
-    api = await startApi(config, { log });
   });
   afterAll(async () => {
-    await api?.stop();
     await workerMetrics?.close();
-    await workers?.stop();
   });
 
   describe('a task submitted with a correlation id', () => {

@@ -22,8 +22,7 @@ import {
   sampleRepo,
   temporalClient,
   startApi,
-  startWorkers,
-  testConfig,
+  useStack,
   type RunningApi,
   type RunningWorkers,
 } from '../helpers/stack.js';
@@ -40,16 +39,14 @@ describe('the agent task pipeline', () => {
   const client = taskClient(() => api);
   const hurriedClient = taskClient(() => hurried);
 
+  useStack((stack) => ({ config, workers, api } = stack), {
+    env: { TASK_APPROVAL_TIMEOUT: '60s', TASK_CLARIFICATION_TIMEOUT: '60s' },
+  });
   beforeAll(async () => {
-    config = testConfig({ TASK_APPROVAL_TIMEOUT: '60s', TASK_CLARIFICATION_TIMEOUT: '60s' });
-    workers = await startWorkers(config);
-    api = await startApi(config);
     hurried = await startApi({ ...config, TASK_APPROVAL_TIMEOUT: 1500, TASK_CLARIFICATION_TIMEOUT: 1500 });
   });
   afterAll(async () => {
     await hurried?.stop();
-    await api?.stop();
-    await workers?.stop();
   });
 
   it('when the demo task runs, then the diff is the fix, gates pass, both verdicts are signed and verify, and the audit trail is complete', async () => {

@@ -16,19 +16,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey, ensureTenant } from '../../common/api-keys.js';
 import { getArtifact } from '../../common/artifacts.js';
-import type { Config } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { taskWorkflowId } from '../../workflows/task/definitions.js';
 import { startGitHttpsServer, type GitHttpsServer } from '../helpers/git-https-server.js';
-import {
-  json,
-  sampleRepo,
-  startApi,
-  startWorkers,
-  testConfig,
-  type RunningApi,
-  type RunningWorkers,
-} from '../helpers/stack.js';
+import { json, sampleRepo, useStack, type RunningApi } from '../helpers/stack.js';
 import { calculatorSpec, taskClient } from '../helpers/tasks.js';
 
 const run = promisify(execFile);
@@ -36,8 +27,6 @@ const TOKEN = `tok-${randomUUID()}`;
 const SECRET_REF = `AGENCY_TEST_REPO_TOKEN_${randomUUID().slice(0, 8).toUpperCase().replace(/-/g, '_')}`;
 
 describe('repositories: tenant resources, confined roots, credentials by reference, delivery', () => {
-  let config: Config;
-  let workers: RunningWorkers;
   let api: RunningApi;
   let git: GitHttpsServer;
   let root: string; // tenant default's file:// root
@@ -58,6 +47,14 @@ describe('repositories: tenant resources, confined roots, credentials by referen
       body: JSON.stringify(body),
     });
 
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(chunk.toString());
+      done();
+    },
+  });
+  const log = createLogger('debug', {}, sink);
+
   beforeAll(async () => {
     root = await mkdtemp(path.join(os.tmpdir(), 'agency-repo-root-'));
     outside = await sampleRepo();
@@ -68,32 +65,25 @@ describe('repositories: tenant resources, confined roots, credentials by referen
     // The execution workers (in this process) hold the secret and trust the test server's certificate.
     process.env[SECRET_REF] = TOKEN;
     process.env.GIT_SSL_CAINFO = git.caFile;
-    config = testConfig({
-      REPOSITORY_FILE_ROOTS: JSON.stringify({ default: [root] }),
-      LOCAL_WORKSPACE_ROOTS: JSON.stringify({ default: [root] }),
-      LOG_LEVEL: 'debug',
-    });
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logs.push(chunk.toString());
-        done();
-      },
-    });
-    const log = createLogger('debug', {}, sink);
-    workers = await startWorkers(config, undefined, { log });
-    api = await startApi(config, { log });
-    const tenant = `repo-${randomUUID().slice(0, 8)}`;
-    await ensureTenant(api.db, tenant, 'Another tenant');
-    otherKey = (await createApiKey(api.db, { tenantId: tenant, name: 'other-admin', roles: ['admin'] })).key;
   });
-
   afterAll(async () => {
-    await api?.stop();
-    await workers?.stop();
     await git?.close();
     delete process.env[SECRET_REF];
     delete process.env.GIT_SSL_CAINFO;
     await rm(root, { recursive: true, force: true });
+  });
+  useStack((stack) => ({ api } = stack), {
+    env: () => ({
+      REPOSITORY_FILE_ROOTS: JSON.stringify({ default: [root] }),
+      LOCAL_WORKSPACE_ROOTS: JSON.stringify({ default: [root] }),
+      LOG_LEVEL: 'debug',
+    }),
+    log,
+  });
+  beforeAll(async () => {
+    const tenant = `repo-${randomUUID().slice(0, 8)}`;
+    await ensureTenant(api.db, tenant, 'Another tenant');
+    otherKey = (await createApiKey(api.db, { tenantId: tenant, name: 'other-admin', roles: ['admin'] })).key;
   });
 
   it('when a file:// path is outside the roots, climbs out with .., or is a symlink leading out, then 400', async () => {

@@ -23,10 +23,8 @@ import {
   eventually,
   json,
   sampleRepo,
-  startApi,
-  startWorkers,
   temporalClient,
-  testConfig,
+  useStack,
   type RunningApi,
   type RunningWorkers,
 } from '../helpers/stack.js';
@@ -42,14 +40,14 @@ describe('signed approvals, with payload encryption on', () => {
   let plain: Client;
   const client = taskClient(() => api);
 
-  beforeAll(async () => {
-    config = testConfig({
+  useStack((stack) => ({ config, workers, api } = stack), {
+    env: {
       TASK_APPROVAL_TIMEOUT: '120s',
       PAYLOAD_KEYS: `k1:${randomBytes(32).toString('base64')}`,
       PAYLOAD_KEY_ID: 'k1',
-    });
-    workers = await startWorkers(config);
-    api = await startApi(config);
+    },
+  });
+  beforeAll(async () => {
     keyed = await temporalClient(config);
     plain = new Client({
       connection: await Connection.connect({ address: config.TEMPORAL_ADDRESS }),
@@ -59,8 +57,6 @@ describe('signed approvals, with payload encryption on', () => {
   afterAll(async () => {
     await plain?.connection.close();
     await keyed?.connection.close();
-    await api?.stop();
-    await workers?.stop();
   });
 
   async function strictTask(title: string): Promise<{ id: string; hash: string }> {

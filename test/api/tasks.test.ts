@@ -3,24 +3,14 @@ import { parseServerTiming } from '../../api/server-timing.js';
 import path from 'node:path';
 import os from 'node:os';
 import proto from '@temporalio/proto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { appendAuditEvent, listAuditEvents } from '../../common/audit.js';
 import { getArtifact, putArtifact } from '../../common/artifacts.js';
 import type { Config } from '../../common/config.js';
 import { artifactsReferencedBy } from '../../common/tasks-repo.js';
 import { drain, seededStream } from '../helpers/blob-data.js';
 import { taskWorkflowId, type TaskResult } from '../../workflows/task/definitions.js';
-import {
-  eventually,
-  json,
-  sampleRepo,
-  startApi,
-  startWorkers,
-  temporalClient,
-  testConfig,
-  type RunningApi,
-  type RunningWorkers,
-} from '../helpers/stack.js';
+import { eventually, json, sampleRepo, temporalClient, useStack, type RunningApi } from '../helpers/stack.js';
 
 interface TaskView {
   id: string;
@@ -34,17 +24,8 @@ interface TaskView {
 describe('tasks over HTTP against the real stack', () => {
   let config: Config;
   let api: RunningApi;
-  let workers: RunningWorkers;
 
-  beforeAll(async () => {
-    config = testConfig();
-    workers = await startWorkers(config);
-    api = await startApi(config);
-  });
-  afterAll(async () => {
-    await api?.stop();
-    await workers?.stop();
-  });
+  useStack((stack) => ({ config, api } = stack));
 
   const post = (url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> =>
     api.fetch(`${url}`, {

@@ -8,22 +8,14 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createExecutionActivities } from '../../activities/execution/index.js';
 import type { Config } from '../../common/config.js';
 import { createDb } from '../../common/db.js';
 import { registry } from '../../common/metrics.js';
 import type { StepOutcome } from '../../workflows/task/definitions.js';
 import { PROJECT_ROOT } from '../../common/config.js';
-import {
-  json,
-  sampleRepo,
-  startApi,
-  startWorkers,
-  testConfig,
-  type RunningApi,
-  type RunningWorkers,
-} from '../helpers/stack.js';
+import { json, sampleRepo, useStack, type RunningApi } from '../helpers/stack.js';
 import { calculatorSpec, taskClient } from '../helpers/tasks.js';
 
 const FIXTURE = path.join(PROJECT_ROOT, 'test', 'fixtures', 'third-party-mcp-server.ts');
@@ -46,7 +38,6 @@ interface ServerView {
 
 describe('tools', () => {
   let config: Config;
-  let workers: RunningWorkers;
   let api: RunningApi;
   const client = taskClient(() => api);
 
@@ -77,16 +68,11 @@ describe('tools', () => {
     return { id, done: await client.finished(id, 120_000) };
   };
 
-  beforeAll(async () => {
-    // A tenant of its own: the servers registered here (and what their discovery depends on, such as a secret in this
-    // process's environment) stay out of the way of other test files' workers, which discover what their tenant sees.
-    config = testConfig({ EXECUTION_COMMAND_TIMEOUT: '30s', BOOTSTRAP_TENANT: 'tools-test' });
-    workers = await startWorkers(config, ['orchestration', 'planning', 'council', 'execution']);
-    api = await startApi(config);
-  });
-  afterAll(async () => {
-    await api?.stop();
-    await workers?.stop();
+  // A tenant of its own: the servers registered here (and what their discovery depends on, such as a secret in this
+  // process's environment) stay out of the way of other test files' workers, which discover what their tenant sees.
+  useStack((stack) => ({ config, api } = stack), {
+    env: { EXECUTION_COMMAND_TIMEOUT: '30s', BOOTSTRAP_TENANT: 'tools-test' },
+    pools: ['orchestration', 'planning', 'council', 'execution'],
   });
 
   it('when the built-in workspace server is refreshed, then its eight tools are discovered with schemas, capabilities and the operator-set levels', async () => {

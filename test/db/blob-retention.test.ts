@@ -7,18 +7,18 @@
  * this file's own rows back in time.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ensureTenant } from '../../common/api-keys.js';
 import { appendAuditEvent, listAuditEvents } from '../../common/audit.js';
 import { addBlobRef, releaseBlobRefs } from '../../common/blob-store/catalog.js';
 import { createPostgresBlobStore, type PostgresBlobStore } from '../../common/blob-store/postgres.js';
 import { sweepBlobs } from '../../common/blob-store/retention.js';
 import { BlobNotFoundError } from '../../common/blob-store/types.js';
-import { createDb, type Db } from '../../common/db.js';
+import type { Db } from '../../common/db.js';
 import { ensureBlobRetentionSchedule } from '../../temporal/schedules.js';
 import { queueFor } from '../../temporal/task-queues.js';
 import { blobRetentionWorkflow } from '../../workflows/index.js';
-import { startWorkers, temporalClient, testConfig } from '../helpers/stack.js';
+import { startWorkers, temporalClient, testConfig, useDb } from '../helpers/stack.js';
 
 const DAY = 24 * 3_600_000;
 const run = randomUUID().slice(0, 8);
@@ -29,12 +29,9 @@ describe('blob retention', () => {
   let tenant: string;
   let n = 0;
 
-  beforeAll(() => {
-    db = createDb(inject('databaseUrl'), 4);
+  useDb((pool) => {
+    db = pool;
     store = createPostgresBlobStore(db);
-  });
-  afterAll(async () => {
-    await db?.end();
   });
 
   /** A tenant of the test's own. */

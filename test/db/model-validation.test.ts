@@ -6,12 +6,12 @@
  * differ from expected golden outputs are each rejected with their reason; a retried validation records once.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OrtThread } from '../../activities/inference/ort.js';
 import { createValidationActivities, type ValidateInput } from '../../activities/inference/validation.js';
 import { ensureTenant } from '../../common/api-keys.js';
 import { createPostgresBlobStore, type PostgresBlobStore } from '../../common/blob-store/postgres.js';
-import { createDb, type Db } from '../../common/db.js';
+import type { Db } from '../../common/db.js';
 import { registerModelVersion, setVersionStatus, versionTransitions } from '../../common/models.js';
 import {
   buildCanaryOnnx,
@@ -21,6 +21,7 @@ import {
   type CanaryDefect,
   type MlpGraph,
 } from '../../common/onnx/builder.js';
+import { useDb } from '../helpers/stack.js';
 
 const run = randomUUID().slice(0, 8);
 
@@ -32,15 +33,16 @@ describe('validateModelVersion', () => {
   let n = 0;
   const graph = randomMlp([8, 6, 4], 5);
 
-  beforeAll(() => {
-    db = createDb(inject('databaseUrl'), 4);
+  useDb((pool) => {
+    db = pool;
     store = createPostgresBlobStore(db);
+  });
+  beforeAll(() => {
     ort = new OrtThread();
     activities = createValidationActivities({ db, ort });
   });
   afterAll(async () => {
     await ort?.close();
-    await db?.end();
   });
 
   async function freshTenant(): Promise<string> {

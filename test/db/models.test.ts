@@ -6,12 +6,12 @@
  * Each test works in a tenant of its own.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ensureTenant } from '../../common/api-keys.js';
 import { listAuditEvents } from '../../common/audit.js';
 import { createPostgresBlobStore, type PostgresBlobStore } from '../../common/blob-store/postgres.js';
 import { BlobNotFoundError, type BlobRef } from '../../common/blob-store/types.js';
-import { createDb, type Db } from '../../common/db.js';
+import type { Db } from '../../common/db.js';
 import {
   ModelTransitionError,
   ModelVersionExistsError,
@@ -30,6 +30,7 @@ import {
   type VersionStatus,
 } from '../../common/models.js';
 import { buildMlpOnnx, randomMlp } from '../../common/onnx/builder.js';
+import { useDb } from '../helpers/stack.js';
 
 const run = randomUUID().slice(0, 8);
 const PERSON: Provenance = { by: { kind: 'person', principal: 'user:alice' }, data: { dataset: 'synthetic' } };
@@ -39,12 +40,9 @@ describe('model registry', () => {
   let store: PostgresBlobStore;
   let n = 0;
 
-  beforeAll(() => {
-    db = createDb(inject('databaseUrl'), 4);
+  useDb((pool) => {
+    db = pool;
     store = createPostgresBlobStore(db);
-  });
-  afterAll(async () => {
-    await db?.end();
   });
 
   async function freshTenant(): Promise<string> {

@@ -20,14 +20,7 @@ import { queueFor } from '../../temporal/task-queues.js';
 import { federationCampaignWorkflow } from '../../workflows/index.js';
 import { campaignWorkflowId } from '../../workflows/federation/definitions.js';
 import { killHard, testEnv } from '../helpers/stack.js';
-import {
-  recordCampaign,
-  simSource,
-  smallCampaign,
-  startFederationStack,
-  suffix,
-  type FederationStack,
-} from '../helpers/federation.js';
+import { recordCampaign, simSource, smallCampaign, suffix, useFederationStack } from '../helpers/federation.js';
 
 const DECRYPTOR_UID = 4101;
 const AGGREGATOR_UID = 4102;
@@ -67,19 +60,16 @@ describe.runIf(isRoot)('the custody of a campaign’s secret key', () => {
   const children: ChildProcess[] = [];
   let decryptor: ChildProcess;
   let aggregator: ChildProcess;
-  let stack: FederationStack | undefined;
   let client: Client;
   let db: Db;
-  beforeAll(async () => {
+  beforeAll(() => {
     decryptor = spawnAs(DECRYPTOR_UID, { ...base, WORKER_QUEUES: 'decryptor', FEDERATION_KEY_DIR: keyDir });
     aggregator = spawnAs(AGGREGATOR_UID, { ...base, WORKER_QUEUES: 'federation' });
     children.push(decryptor, aggregator);
-    stack = await startFederationStack(config, tenant, ps, ['orchestration']);
-    ({ db, client } = stack);
   });
+  useFederationStack((stack) => ({ db, client } = stack), config, tenant, ps, ['orchestration']);
   afterAll(async () => {
     await Promise.all(children.map(killHard));
-    await stack?.stop();
   });
 
   it('when an encrypted round runs, then only the decryptor’s user can read the key, and the aggregator has no way to it', async () => {

@@ -4,7 +4,7 @@
  * retried after its heartbeat times out). The round completes, and the budget is spent exactly once.
  */
 import type { ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { loadConfig } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
@@ -13,14 +13,7 @@ import { queueFor } from '../../temporal/task-queues.js';
 import { federationCampaignWorkflow } from '../../workflows/index.js';
 import { campaignWorkflowId } from '../../workflows/federation/definitions.js';
 import { eventually, killHard, spawnWorkerProcess, testEnv } from '../helpers/stack.js';
-import {
-  recordCampaign,
-  simSource,
-  smallCampaign,
-  startFederationStack,
-  suffix,
-  type FederationStack,
-} from '../helpers/federation.js';
+import { recordCampaign, simSource, smallCampaign, suffix, useFederationStack } from '../helpers/federation.js';
 
 const env = testEnv({ WORKER_QUEUES: 'federation' });
 const config = loadConfig(env);
@@ -29,16 +22,11 @@ const ps = [0, 1, 2].map((i) => ({ id: `k${i}-${suffix()}`, source: simSource(i,
 
 describe('a federation worker killed in the middle of a round', () => {
   const children: ChildProcess[] = [];
-  let stack: FederationStack | undefined;
   let client: Client;
   let db: Db;
-  beforeAll(async () => {
-    stack = await startFederationStack(config, tenant, ps, ['orchestration']);
-    ({ db, client } = stack);
-  });
+  useFederationStack((stack) => ({ db, client } = stack), config, tenant, ps, ['orchestration']);
   afterAll(async () => {
     await Promise.all(children.map(killHard));
-    await stack?.stop();
   });
 
   it('when a new worker starts, then the round completes and the privacy budget is spent once', async () => {

@@ -14,7 +14,7 @@ import {
   testConfig,
   type RunningWorkers,
 } from '../helpers/stack.js';
-import { directTaskInput, startTaskWorkflow } from '../helpers/tasks.js';
+import { directTaskInput, slowStepSpec, startTaskWorkflow } from '../helpers/tasks.js';
 
 describe('the Temporal server restarted in the middle of a task', () => {
   let server: DevServer | undefined;
@@ -34,23 +34,12 @@ describe('the Temporal server restarted in the middle of a task', () => {
     workers = await startWorkers(config);
     const client = await temporalClient(config);
     const id = `restart-${Date.now()}`;
-    const input = directTaskInput(id, await sampleRepo(), 'Survive a server restart', {
-      id: 'FIX-8',
-      title: 'Fix average while the server restarts',
-      risk_tier: 3,
-      mode: 'fix',
-      scope: { in: ['src/', 'slow.txt'], out: [] },
-      acceptance: [],
-      invariants: [],
-      steps: [
-        {
-          kind: 'command',
-          run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('slow.txt', 's\\n'), 5000)"],
-        },
-        { kind: 'replace', path: 'src/calculator.js', find: '(values.length - 1)', replace: 'values.length' },
-      ],
-      gates: [{ name: 'tests', run: ['node', '--test'] }],
-    });
+    const input = directTaskInput(
+      id,
+      await sampleRepo(),
+      'Survive a server restart',
+      slowStepSpec('FIX-8', 'Fix average while the server restarts', 5000),
+    );
     const handle = await startTaskWorkflow(client, config, input);
     await eventually(
       async () => (await runningActivities(client, executionWorkflowId(handle.workflowId, 1))).includes('applyStep'),

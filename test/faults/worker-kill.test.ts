@@ -14,7 +14,7 @@ import {
   temporalClient,
   testEnv,
 } from '../helpers/stack.js';
-import { directTaskInput, startTaskWorkflow } from '../helpers/tasks.js';
+import { directTaskInput, slowStepSpec, startTaskWorkflow } from '../helpers/tasks.js';
 
 describe('a worker process killed in the middle of a task', () => {
   const env = testEnv();
@@ -116,23 +116,12 @@ describe('a worker process stopped with SIGTERM in the middle of a step', () => 
   it('when it shuts down, then the in-flight step finishes within the grace time, the process exits 0, and another worker completes the task', async () => {
     db = createDb(config.DATABASE_URL);
     const client = await temporalClient(config);
-    const input = directTaskInput(`term-${Date.now()}`, await sampleRepo(), 'Survive a rolling restart', {
-      id: 'FIX-9',
-      title: 'Fix average while the worker is replaced',
-      risk_tier: 3,
-      mode: 'fix',
-      scope: { in: ['src/', 'slow.txt'], out: [] },
-      acceptance: [],
-      invariants: [],
-      steps: [
-        {
-          kind: 'command',
-          run: ['node', '-e', "setTimeout(() => require('fs').appendFileSync('slow.txt', 's\\n'), 3000)"],
-        },
-        { kind: 'replace', path: 'src/calculator.js', find: '(values.length - 1)', replace: 'values.length' },
-      ],
-      gates: [{ name: 'tests', run: ['node', '--test'] }],
-    });
+    const input = directTaskInput(
+      `term-${Date.now()}`,
+      await sampleRepo(),
+      'Survive a rolling restart',
+      slowStepSpec('FIX-9', 'Fix average while the worker is replaced', 3000),
+    );
     const first = spawnWorkerProcess(env);
     children.push(first);
     const exited = new Promise<number | null>((resolve) => first.once('exit', (code) => resolve(code)));

@@ -5,8 +5,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
+import { afterAll, beforeAll } from 'vitest';
 import { OrtThread } from '../../activities/inference/index.js';
 import type { HostSource } from '../../activities/scheduling/host-state.js';
+import { createBlobStore, useBlobStore } from '../../common/blob-store/index.js';
 import type { Config, Pool } from '../../common/config.js';
 import { createDb, type Db } from '../../common/db.js';
 import { getParticipant, insertCampaign, insertParticipant, setBudget } from '../../common/federation.js';
@@ -114,8 +116,9 @@ export interface FederationStack {
 }
 
 /**
- * What a federation stack test starts before its cases: a database handle, the participants registered to `tenantId`
- * (given a budget unless `budget: false`), workers on `pools`, the participants served in this process, and a client.
+ * What a federation stack test starts before its cases: a database handle (with the configured blob store when
+ * `blobStore`), the participants registered to `tenantId` (given a budget unless `budget: false`), workers on `pools`,
+ * the participants served in this process (reading their host state from `hostSource`), and a client.
  * When a step fails, what was started already is stopped before the error propagates.
  */
 export async function startFederationStack(
@@ -123,7 +126,15 @@ export async function startFederationStack(
   tenantId: string,
   participants: { id: string; source: string }[],
   pools: readonly Pool[],
-  { budget = true }: { budget?: boolean } = {},
+  {
+    budget = true,
+    blobStore = false,
+    hostSource,
+  }: {
+    budget?: boolean;
+    blobStore?: boolean;
+    hostSource?: (participantId: string) => HostSource | undefined;
+  } = {},
 ): Promise<FederationStack> {
   const db = createDb(config.DATABASE_URL);
   let workers: RunningWorkers | undefined;
@@ -136,14 +147,33 @@ export async function startFederationStack(
     await db.end();
   };
   try {
+    if (blobStore) useBlobStore(db, await createBlobStore(config, db));
     await registerParticipants(db, tenantId, participants);
     if (budget) await giveBudget(db, tenantId);
     workers = await startWorkers(config, pools);
-    served = await startParticipants(config, db, participants);
+    served = await startParticipants(config, db, participants, hostSource);
     client = await temporalClient(config);
     return { db, client, stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/**
+ * startFederationStack (same arguments) for the enclosing suite: started in beforeAll and handed to `started`, stopped
+ * in afterAll. Hooks the suite registers after this call run after the start and before the stop.
+ */
+export function useFederationStack(
+  started: (stack: FederationStack) => void,
+  ...args: Parameters<typeof startFederationStack>
+): void {
+  let stack: FederationStack | undefined;
+  beforeAll(async () => {
+    stack = await startFederationStack(...args);
+    started(stack);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
 }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { OrtThread } from '../../activities/inference/index.js';
 import { closeToolClients } from '../../activities/execution/index.js';
 import { createLazyTemporalClient, startServer, stopServer } from '../../api/server.js';
@@ -147,6 +147,58 @@ export async function startApi(config: Config, { log = testLog }: { log?: Logger
       await temporal.connection.close();
     },
   };
+}
+
+export interface TestStack {
+  config: Config;
+  workers: RunningWorkers;
+  api: RunningApi;
+}
+
+export interface TestStackOptions {
+  /** testConfig overrides; a function is called in beforeAll, after the hooks registered before useStack. */
+  env?: Record<string, string> | (() => Record<string, string>);
+  pools?: readonly Pool[];
+  log?: Logger;
+}
+
+/**
+ * Runs the enclosing suite (a describe block, or the file) against the real stack: in beforeAll, workers for `pools`
+ * in this process, then the API, on testConfig(env), handed to `started` for the suite's own variables; in afterAll,
+ * the API and then the workers stopped. Hooks the suite registers after this call run after the start (beforeAll) and
+ * before the stop (afterAll).
+ */
+export function useStack(
+  started: (stack: TestStack) => void,
+  { env = {}, pools = ALL_POOLS, log = testLog }: TestStackOptions = {},
+): void {
+  let workers: RunningWorkers | undefined;
+  let api: RunningApi | undefined;
+  beforeAll(async () => {
+    const config = testConfig(typeof env === 'function' ? env() : env);
+    workers = await startWorkers(config, pools, { log });
+    api = await startApi(config, { log });
+    started({ config, workers, api });
+  });
+  afterAll(async () => {
+    await api?.stop();
+    await workers?.stop();
+  });
+}
+
+/**
+ * For a suite that works on the run's database directly: a pool of `size` connections, opened in beforeAll and handed
+ * to `started`, closed in afterAll.
+ */
+export function useDb(started: (db: Db) => void, size = 4): void {
+  let db: Db | undefined;
+  beforeAll(() => {
+    db = createDb(inject('databaseUrl'), size);
+    started(db);
+  });
+  afterAll(async () => {
+    await db?.end();
+  });
 }
 
 /** A fresh git repository holding a copy of samples/<name>. */

@@ -93,6 +93,30 @@ export function calculatorSpec(overrides: Record<string, unknown> = {}): Record<
   };
 }
 
+/**
+ * A tier-3 fix of samples/calculator whose first step is slow: a command that appends to slow.txt after `slowMs`, long
+ * enough for a test to break something while it runs; then the fix.
+ */
+export function slowStepSpec(id: string, title: string, slowMs: number): WorkingSpec {
+  return {
+    id,
+    title,
+    risk_tier: 3,
+    mode: 'fix',
+    scope: { in: ['src/', 'slow.txt'], out: [] },
+    acceptance: [],
+    invariants: [],
+    steps: [
+      {
+        kind: 'command',
+        run: ['node', '-e', `setTimeout(() => require('fs').appendFileSync('slow.txt', 's\\n'), ${slowMs})`],
+      },
+      { kind: 'replace', path: 'src/calculator.js', find: '(values.length - 1)', replace: 'values.length' },
+    ],
+    gates: [{ name: 'tests', run: ['node', '--test'] }],
+  };
+}
+
 /** A workflow input as the API would build it, for tests that start agentTask directly through the Temporal client. */
 export function directTaskInput(id: string, workspace: string, title: string, spec?: WorkingSpec): AgentTaskInput {
   return {

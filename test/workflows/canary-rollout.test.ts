@@ -21,37 +21,27 @@ import {
 } from '../../workflows/models/rollout-definitions.js';
 import { RolloutLoad } from '../helpers/rollout-load.js';
 import { registerServed, type Flavour } from '../helpers/served-models.js';
-import {
-  eventually,
-  json,
-  startApi,
-  startWorkers,
-  temporalClient,
-  testConfig,
-  type RunningApi,
-  type RunningWorkers,
-} from '../helpers/stack.js';
+import { eventually, json, temporalClient, useStack, type RunningApi } from '../helpers/stack.js';
 
 let config: Config;
 let db: Db;
-let workers: RunningWorkers;
 let serving: RunningServing;
 let client: Client;
 let api: RunningApi;
 
+useStack((stack) => ({ config, api } = stack), {
+  env: { SERVING_RELOAD_INTERVAL: '1s', SERVING_PORT: '0' },
+  pools: ['orchestration', 'inference'],
+});
+
 beforeAll(async () => {
-  config = testConfig({ SERVING_RELOAD_INTERVAL: '1s', SERVING_PORT: '0' });
   db = createDb(config.DATABASE_URL);
-  workers = await startWorkers(config, ['orchestration', 'inference']);
   serving = await startServing({ db, config }, 0);
   client = await temporalClient(config);
-  api = await startApi(config);
 });
 
 afterAll(async () => {
-  await api?.stop();
   await serving?.close();
-  await workers?.stop();
   await client?.connection.close();
   await db?.end();
 });

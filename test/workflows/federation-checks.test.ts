@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import { computeEpsilon } from '../../activities/federation/accountant.js';
 import { queryAuditEvents } from '../../common/audit.js';
@@ -21,10 +21,9 @@ import {
   registerParticipants,
   simSource,
   smallCampaign,
-  startFederationStack,
+  useFederationStack,
   startParticipants,
   suffix,
-  type FederationStack,
 } from '../helpers/federation.js';
 
 const config = testConfig({ FEDERATION_KEY_DIR: path.join(os.tmpdir(), `agency-fedkeys-${suffix()}`) });
@@ -37,22 +36,16 @@ const poisoned = (['nan', 'shape', 'norm'] as const).map((kind, i) => ({
 }));
 
 describe('the checks of a federated round', () => {
-  let stack: FederationStack | undefined;
   let client: Client;
   let db: Db;
-  beforeAll(async () => {
-    stack = await startFederationStack(
-      config,
-      tenant,
-      [...honest, ...poisoned],
-      ['orchestration', 'federation', 'decryptor'],
-      { budget: false },
-    );
-    ({ db, client } = stack);
-  });
-  afterAll(async () => {
-    await stack?.stop();
-  });
+  useFederationStack(
+    (stack) => ({ db, client } = stack),
+    config,
+    tenant,
+    [...honest, ...poisoned],
+    ['orchestration', 'federation', 'decryptor'],
+    { budget: false },
+  );
 
   const run = (c: CampaignConfig) =>
     client.workflow.execute(federationCampaignWorkflow, {

@@ -4,27 +4,17 @@
  * trains within the round's deadline, every decision recorded in the round's result; non-deferrable training never
  * reads or waits; a participant that starts too late for the deadline is named, not silently missing.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
-import { createDb, type Db } from '../../common/db.js';
+import type { Db } from '../../common/db.js';
 import { getRound } from '../../common/federation.js';
-import { useBlobStore, createBlobStore } from '../../common/blob-store/index.js';
 import { queueFor } from '../../temporal/task-queues.js';
 import { federationCampaignWorkflow } from '../../workflows/index.js';
 import type { CampaignConfig, RoundMetrics } from '../../workflows/federation/definitions.js';
 import { campaignWorkflowId, roundWorkflowId } from '../../workflows/federation/definitions.js';
 import type { HostReading } from '../../workflows/scheduling/decision.js';
-import { startWorkers, temporalClient, testConfig, type RunningWorkers } from '../helpers/stack.js';
-import {
-  giveBudget,
-  recordCampaign,
-  registerParticipants,
-  simSource,
-  smallCampaign,
-  startParticipants,
-  suffix,
-  type RunningParticipants,
-} from '../helpers/federation.js';
+import { testConfig } from '../helpers/stack.js';
+import { recordCampaign, simSource, smallCampaign, suffix, useFederationStack } from '../helpers/federation.js';
 
 const config = testConfig();
 const tenant = `fed-defer-${suffix()}`;
@@ -46,30 +36,23 @@ const readingOf = (id: string): HostReading => ({
 let db: Db;
 
 describe('host deferral in a federated round', () => {
-  let workers: RunningWorkers;
-  let participants: RunningParticipants;
   let client: Client;
-  beforeAll(async () => {
-    db = createDb(config.DATABASE_URL);
-    useBlobStore(db, await createBlobStore(config, db));
-    const ps = ids.map((id, i) => ({ id, source: simSource(i, 3) }));
-    await registerParticipants(db, tenant, ps);
-    await giveBudget(db, tenant);
-    workers = await startWorkers(config, ['orchestration', 'federation']);
-    participants = await startParticipants(config, db, ps, (id) => ({
-      read: () => {
-        reads.set(id, (reads.get(id) ?? 0) + 1);
-        return Promise.resolve(readingOf(id));
-      },
-    }));
-    client = await temporalClient(config);
-  });
-  afterAll(async () => {
-    await participants?.stop();
-    await workers?.stop();
-    await client?.connection.close();
-    await db?.end();
-  });
+  useFederationStack(
+    (stack) => ({ db, client } = stack),
+    config,
+    tenant,
+    ids.map((id, i) => ({ id, source: simSource(i, 3) })),
+    ['orchestration', 'federation'],
+    {
+      blobStore: true,
+      hostSource: (id) => ({
+        read: () => {
+          reads.set(id, (reads.get(id) ?? 0) + 1);
+          return Promise.resolve(readingOf(id));
+        },
+      }),
+    },
+  );
 
   async function runRound(c: CampaignConfig): Promise<RoundMetrics> {
     await recordCampaign(db, tenant, c);

@@ -5,28 +5,25 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
-import { createDb, type Db } from '../../common/db.js';
+import type { Db } from '../../common/db.js';
 import { getCampaign, getRound, listSpend } from '../../common/federation.js';
 import { getBytes, putBytes } from '../../activities/federation/blobs.js';
 import { createDecryptorActivities } from '../../activities/federation/decryptor.js';
 import { paramCount } from '../../activities/federation/model.js';
 import { encryptUpdate } from '../../activities/federation/secure-agg.js';
-import { useBlobStore, createBlobStore } from '../../common/blob-store/index.js';
 import { queueFor } from '../../temporal/task-queues.js';
 import { federationCampaignWorkflow } from '../../workflows/index.js';
 import { campaignWorkflowId, roundWorkflowId } from '../../workflows/federation/definitions.js';
-import { startWorkers, temporalClient, testConfig, type RunningWorkers } from '../helpers/stack.js';
+import { testConfig } from '../helpers/stack.js';
 import {
-  giveBudget,
   recordCampaign,
   registerParticipants,
   simSource,
   smallCampaign,
-  startParticipants,
   suffix,
-  type RunningParticipants,
+  useFederationStack,
 } from '../helpers/federation.js';
 
 const config = testConfig({ FEDERATION_KEY_DIR: path.join(os.tmpdir(), `agency-fedkeys-${suffix()}`) });
@@ -46,31 +43,18 @@ async function encryptedUpdateOf(campaignId: string): Promise<unknown> {
 let db: Db;
 
 describe('a federated round', () => {
-  let workers: RunningWorkers;
-  let participants: RunningParticipants;
   let client: Client;
+  useFederationStack(
+    (stack) => ({ db, client } = stack),
+    config,
+    tenant,
+    ids.map((id, i) => ({ id, source: simSource(i, 3) })),
+    ['orchestration', 'federation', 'decryptor'],
+    { blobStore: true },
+  );
   beforeAll(async () => {
-    db = createDb(config.DATABASE_URL);
-    useBlobStore(db, await createBlobStore(config, db));
-    await registerParticipants(db, tenant, [
-      ...ids.map((id, i) => ({ id, source: simSource(i, 3) })),
-      { id: absent, source: simSource(0, 3) },
-    ]);
-    await giveBudget(db, tenant);
-    workers = await startWorkers(config, ['orchestration', 'federation', 'decryptor']);
     // `absent` is registered but no worker serves its queue: a drop-out.
-    participants = await startParticipants(
-      config,
-      db,
-      ids.map((id, i) => ({ id, source: simSource(i, 3) })),
-    );
-    client = await temporalClient(config);
-  });
-  afterAll(async () => {
-    await participants?.stop();
-    await workers?.stop();
-    await client?.connection.close();
-    await db?.end();
+    await registerParticipants(db, tenant, [{ id: absent, source: simSource(0, 3) }]);
   });
 
   it('when three participants train under encryption, then the global model improves and the round is recorded with its spending', async () => {

@@ -21,6 +21,11 @@
  *    for a person. Fewer than minLatencySamples on either arm: no latency verdict (the step waits for more samples).
  * 3. Otherwise a step that has its minimum samples and duration continues to the next; one that does not holds.
  */
+import { mulberry32, quantileSorted } from '../../../common/stats.js';
+
+// The bootstrap's seeded PRNG and its quantile, exported from here as before (common/stats.ts has them).
+export { mulberry32, quantileSorted };
+
 export type Decision = 'hold' | 'continue' | 'pause' | 'rollback';
 
 const lr = (x: number): string => (x >= 1e4 ? x.toExponential(1) : x.toFixed(1));
@@ -50,28 +55,6 @@ export function mixtureLikelihoodRatio(steps: readonly ArmEvents[], thetas: read
     sum += Math.exp(logLr);
   }
   return sum / thetas.length;
-}
-
-/** A small seeded PRNG (mulberry32), so a bootstrap is reproducible from its inputs. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** The q-quantile of sorted values (linear interpolation, R's type 7). */
-export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  const h = (n - 1) * q;
-  const lo = Math.floor(h);
-  const hi = Math.min(lo + 1, n - 1);
-  return sorted[lo]! + (h - lo) * (sorted[hi]! - sorted[lo]!);
 }
 
 function resampleQuantile(values: Float64Array, q: number, rand: () => number, scratch: Float64Array): number {
