@@ -339,7 +339,8 @@ const rows: string[][] = [
       ? `${Object.entries(burstCpu.byRole)
           .map(([role, used]) => `${role} ${ms(used)}`)
           .join(', ')}; API per POST ${ms((burstCpu.byRole.api ?? 0) / samples.length)}; ` +
-        `the rest alone fills the cores for ${ms(burstCpuRest / machine.cpus)} = ${x(burstCpuRest / machine.cpus / idlePost.p95)} the idle POST p95`
+        `the other processes' share alone keeps all ${machine.cpus} cores busy ${ms(burstCpuRest / machine.cpus)} = ` +
+        `${x(burstCpuRest / machine.cpus / idlePost.p95)} the idle POST p95`
       : 'not measured (no /proc)',
     '-',
   ],
