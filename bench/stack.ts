@@ -8,7 +8,7 @@
  * Everything started is registered with a Cleanup and stopped in reverse order, also when start-up fails half-way.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -24,6 +24,7 @@ import { createDb, migrate } from '../common/db.js';
 import { startDevServer } from '../temporal/dev-server.js';
 import { queueFor } from '../temporal/task-queues.js';
 import { freePort } from '../test/helpers/ports.js';
+import { sampleGitRepo } from '../test/helpers/sample-repo.js';
 import { installRuntime } from '../workers/runtime.js';
 
 const run = promisify(execFile);
@@ -33,6 +34,8 @@ const { TaskQueueType, TaskQueueKind } = proto.temporal.api.enums.v1;
 export class Cleanup {
   private readonly steps: { name: string; fn: () => Promise<unknown> }[] = [];
   private closed = false;
+  /** Whether a signal began the clean-up (stopOnSignals): the steps are running or have run. */
+  private interrupted = false;
   /** Registers a stop step; once run() has begun (a signal during start-up), the step runs at once instead. */
   defer(name: string, fn: () => Promise<unknown>): void {
     if (this.closed) void fn().catch(() => undefined);
@@ -50,6 +53,22 @@ export class Cleanup {
       }
     }
     return errors;
+  }
+  /** On SIGINT or SIGTERM: says so through `progress`, runs the stop steps and exits with 130. */
+  stopOnSignals(progress: (line: string) => void): void {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => {
+        this.interrupted = true;
+        progress(`${signal}: stopping what the bench started`);
+        void this.run().finally(() => process.exit(130));
+      });
+    }
+  }
+  /** At the end of a run: the stop steps, unless a signal already ran them; returns what failed. */
+  finish(progress: (line: string) => void): Promise<string[]> {
+    if (this.interrupted) return Promise.resolve([]);
+    progress('stopping the API, workers, Temporal; dropping the database');
+    return this.run();
   }
 }
 
@@ -283,7 +302,6 @@ export async function startBenchStack(opts: StackOptions, cleanup: Cleanup): Pro
   };
 }
 
-/** A fresh git repository holding a copy of samples/<name> (as test/helpers/stack.ts sampleRepo does). */
 /** `n` sample repositories under `parent`, made four at a time. */
 export async function sampleRepos(parent: string, n: number): Promise<string[]> {
   const repos: string[] = [];
@@ -293,15 +311,9 @@ export async function sampleRepos(parent: string, n: number): Promise<string[]> 
   return repos;
 }
 
-export async function sampleRepo(parent: string, name = 'calculator'): Promise<string> {
-  const dir = await mkdtemp(path.join(parent, `${name}-`));
-  await cp(path.join(PROJECT_ROOT, 'samples', name), dir, { recursive: true });
-  const git = (...args: string[]): Promise<unknown> =>
-    run('git', ['-c', 'user.name=bench', '-c', 'user.email=bench@example.com', ...args], { cwd: dir });
-  await git('init', '--quiet', '--initial-branch=main');
-  await git('add', '.');
-  await git('commit', '--quiet', '-m', 'sample');
-  return dir;
+/** A fresh git repository under `parent` holding a copy of samples/<name>. */
+export function sampleRepo(parent: string, name = 'calculator'): Promise<string> {
+  return sampleGitRepo(path.join(parent, `${name}-`), name, { name: 'bench', email: 'bench@example.com' });
 }
 
 /** The sample's fix as a unified diff, made by git in a scratch copy: the diff the result-phase council judges. */

@@ -142,14 +142,7 @@ interface Kill {
 }
 
 const cleanup = new Cleanup();
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    progress(`${signal}: stopping what the bench started`);
-    void cleanup.run().finally(() => process.exit(130));
-  });
-}
+cleanup.stopOnSignals(progress);
 
 const problems: string[] = [];
 const workers: (ExecWorker | undefined)[] = [undefined, undefined];
@@ -404,10 +397,7 @@ try {
 } catch (err) {
   problems.push(`the bench stopped: ${(err as Error).stack ?? String(err)}`);
 } finally {
-  if (!interrupted) {
-    progress('stopping the API, workers, Temporal; dropping the database');
-    for (const e of await cleanup.run()) problems.push(`cleanup: ${e}`);
-  }
+  for (const e of await cleanup.finish(progress)) problems.push(`cleanup: ${e}`);
 }
 
 // ---- figures ------------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ import type { BlobRef } from './blob-store/types.js';
 import type { Db } from './db.js';
 import { ModelSignatureSchema, type ModelSignature } from './onnx/signature.js';
 import { SessionSettingsSchema } from './onnx/session-settings.js';
+import { ServingPolicySchema, type ServingPolicy } from './serving-policy.js';
 
 export const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export const ModelNameSchema = z
@@ -74,14 +75,7 @@ export const TRANSITIONS: Record<VersionStatus, readonly VersionStatus[]> = {
   rolled_back: ['canary'],
 };
 
-export const ServingPolicySchema = z
-  .object({
-    maxBatchSize: z.number().int().min(1).max(4096),
-    maxWaitMs: z.number().min(0).max(10_000),
-    concurrency: z.number().int().min(1).max(256),
-  })
-  .strict();
-export type ServingPolicy = z.infer<typeof ServingPolicySchema>;
+export { ServingPolicySchema, type ServingPolicy };
 
 export const VersionSettingsSchema = z
   .object({ session: SessionSettingsSchema.optional(), serving: ServingPolicySchema.optional() })
@@ -178,18 +172,15 @@ export interface RegisterVersionInput {
   createdBy: string;
 }
 
-interface VersionRow {
+/** A row of model_versions: the columns stored as they are read, and the snake_case ones toVersion renames. */
+interface VersionRow extends Pick<
+  ModelVersion,
+  'version' | 'signature' | 'provenance' | 'metrics' | 'settings' | 'status' | 'validation'
+> {
   tenant_id: string;
   model_name: string;
-  version: string;
   artifact_sha256: string;
   artifact_size: string;
-  signature: ModelSignature | null;
-  provenance: Provenance;
-  metrics: Record<string, number>;
-  settings: VersionSettings;
-  status: VersionStatus;
-  validation: ValidationReport | null;
   created_by: string;
   created_at: Date;
   status_changed_at: Date;

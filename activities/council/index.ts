@@ -38,7 +38,7 @@ import type { ArtifactRef, TaskRef, VerdictSignature } from '../../workflows/tas
 import type { FinalVerdict } from '../../workflows/council/definitions.js';
 import { judgeWithModelMetered } from '../planning/llm-planner.js';
 import { toActivityFailure } from '../planning/model-errors.js';
-import { createLanguageModel, type LanguageModel } from '../planning/providers.js';
+import { activityLanguageModel, type LanguageModel } from '../planning/providers.js';
 import { activityLogger, SILENT } from '../logging.js';
 import { JUDGE_EVALUATORS } from './judges/index.js';
 
@@ -157,15 +157,7 @@ function keepHeartbeating(details: string): () => void {
 export function createCouncilActivities({ db, config, model: override, log = SILENT }: CouncilDeps) {
   let key: Promise<SigningKey> | undefined;
   const signingKey = (): Promise<SigningKey> => (key ??= loadOrCreateSigningKey(config.SIGNING_KEY_DIR));
-  const model = (): LanguageModel | undefined => {
-    if (override !== undefined) return override ?? undefined;
-    try {
-      return createLanguageModel(config);
-    } catch (err) {
-      // A ConfigError (LLM_MODEL missing, say) becomes a non-retryable failure naming the variable.
-      throw toActivityFailure(err);
-    }
-  };
+  const model = (): LanguageModel | undefined => activityLanguageModel(config, override);
 
   const activities = {
     async runJudge(task: TaskRef, request: JudgeRequest): Promise<JudgeOutcome> {

@@ -17,7 +17,6 @@ import type { Db } from '../../common/db.js';
 import { hashJson } from '../../common/hash.js';
 import type { Logger } from '../../common/logger.js';
 import { riskScore, tasksCompletedTotal } from '../../common/metrics.js';
-import type { AgentTurn } from '../../workflows/execution/definitions.js';
 import type { ArtifactRef, RiskSummary, TaskRef, WorkspaceSource } from '../../workflows/task/definitions.js';
 import type { ApprovalPublicKeys } from '../../workflows/task/decision-proof.js';
 import { WaiverSchema, type RegisteredGate, type Waiver } from '../../workflows/task/policy.js';
@@ -25,12 +24,11 @@ import { registeredGates } from '../../common/gate-commands.js';
 import { getRepository } from '../../common/repositories.js';
 import { parseWorkingSpec, type SpecStep, type WorkingSpec } from '../../workflows/task/spec.js';
 import { activityLogger, SILENT } from '../logging.js';
-import type { AgentToolInfo } from '../../workflows/execution/tools.js';
-import { nextAgentActionWithModel, type AgentAction } from './agent.js';
+import { nextAgentActionWithModel, type AgentAction, type AgentContext } from './agent.js';
 import { assessAmbiguity, DEFAULT_AMBIGUITY_THRESHOLD, missingFromRequest } from './ambiguity.js';
 import { planWithModel, revisePlanWithModel } from './llm-planner.js';
 import { ModelOutputError, toActivityFailure } from './model-errors.js';
-import { createLanguageModel, type LanguageModel } from './providers.js';
+import { activityLanguageModel, type LanguageModel } from './providers.js';
 import { assessRisk, type RiskInput } from './risk.js';
 import { parseUnifiedDiff } from '../council/review.js';
 import { loadWorkingSpec } from './spec-loader.js';
@@ -135,15 +133,7 @@ function riskSummaryOf(
 }
 
 export function createPlanningActivities({ db, config, model: override, log = SILENT }: PlanningDeps) {
-  const model = (): LanguageModel | undefined => {
-    if (override !== undefined) return override ?? undefined;
-    try {
-      return createLanguageModel(config);
-    } catch (err) {
-      // A ConfigError (LLM_MODEL missing, say) becomes a non-retryable failure naming the variable.
-      throw toActivityFailure(err);
-    }
-  };
+  const model = (): LanguageModel | undefined => activityLanguageModel(config, override);
   const withModel = async <T>(fn: (m: LanguageModel) => Promise<T>): Promise<T> => {
     const m = model();
     if (!m)
@@ -396,17 +386,7 @@ export function createPlanningActivities({ db, config, model: override, log = SI
     },
 
     /** The agent loop's next action, from the configured model. */
-    async nextAgentAction(
-      _task: TaskRef,
-      ctx: {
-        title: string;
-        description: string;
-        spec: WorkingSpec;
-        goal: string[];
-        history: AgentTurn[];
-        tools?: AgentToolInfo[];
-      },
-    ): Promise<AgentAction> {
+    async nextAgentAction(_task: TaskRef, ctx: AgentContext): Promise<AgentAction> {
       try {
         return await withModel((m) => nextAgentActionWithModel(m, ctx));
       } catch (err) {

@@ -14,7 +14,7 @@ import OpenAI from 'openai';
 import { circuitBreakerFor, serviceOfUrl, type CircuitBreaker } from '../../common/circuit-breaker.js';
 import { ConfigError, type Config } from '../../common/config.js';
 import { computeCostUsd, type TokenPrice, type TokenUsage } from './model-budget.js';
-import { classifyModelError, ModelOutputError } from './model-errors.js';
+import { classifyModelError, ModelOutputError, toActivityFailure } from './model-errors.js';
 
 export interface ChatMessage {
   role: 'user' | 'assistant';
@@ -338,5 +338,21 @@ function anthropicStopReason(reason: string | null | undefined): StopReason {
       return 'refused';
     default:
       return 'other';
+  }
+}
+
+/**
+ * The model an activity uses: `override` when one is given (null: none), else the configured one. A ConfigError
+ * (LLM_MODEL missing, say) becomes a non-retryable failure naming the variable.
+ */
+export function activityLanguageModel(
+  config: LanguageModelConfig,
+  override?: LanguageModel | null,
+): LanguageModel | undefined {
+  if (override !== undefined) return override ?? undefined;
+  try {
+    return createLanguageModel(config);
+  } catch (err) {
+    throw toActivityFailure(err);
   }
 }

@@ -194,6 +194,23 @@ const PATH_RULES: readonly PathRule[] = [
   },
 ];
 
+interface SizeRule {
+  label: string;
+  /** The rule applies above either limit. */
+  files: number;
+  loc: number;
+  tier: RiskTier;
+  impact: Partial<Record<RiskDimension, number>>;
+}
+
+/** Change sizes, largest first: a change is of the first size whose file or line limit it exceeds. */
+const SIZE_RULES: readonly SizeRule[] = [
+  { label: 'very large', files: 100, loc: 5000, tier: 2, impact: { technical: 0.6, operational: 0.3 } },
+  { label: 'large', files: 50, loc: 2000, tier: 3, impact: { technical: 0.4, operational: 0.2 } },
+  { label: 'sizeable', files: 25, loc: 1000, tier: 3, impact: { technical: 0.25, operational: 0.1 } },
+  { label: 'medium', files: 10, loc: 300, tier: 3, impact: { technical: 0.1 } },
+];
+
 interface SecretRule {
   label: string;
   pattern: RegExp;
@@ -448,24 +465,10 @@ function pathFindings(files: readonly string[]): Finding[] {
 }
 
 function sizeFindings(fileCount: number, loc: number): Finding[] {
+  const rule = SIZE_RULES.find((r) => fileCount > r.files || loc > r.loc);
+  if (!rule) return [];
   const detail = `${fileCount} file${fileCount === 1 ? '' : 's'}, ${loc} line${loc === 1 ? '' : 's'} planned`;
-  if (fileCount > 100 || loc > 5000) {
-    return [
-      { kind: 'size', detail: `very large change: ${detail}`, tier: 2, impact: { technical: 0.6, operational: 0.3 } },
-    ];
-  }
-  if (fileCount > 50 || loc > 2000) {
-    return [{ kind: 'size', detail: `large change: ${detail}`, tier: 3, impact: { technical: 0.4, operational: 0.2 } }];
-  }
-  if (fileCount > 25 || loc > 1000) {
-    return [
-      { kind: 'size', detail: `sizeable change: ${detail}`, tier: 3, impact: { technical: 0.25, operational: 0.1 } },
-    ];
-  }
-  if (fileCount > 10 || loc > 300) {
-    return [{ kind: 'size', detail: `medium change: ${detail}`, tier: 3, impact: { technical: 0.1 } }];
-  }
-  return [];
+  return [{ kind: 'size', detail: `${rule.label} change: ${detail}`, tier: rule.tier, impact: rule.impact }];
 }
 
 function secretFindings(contents: Record<string, string>): Finding[] {

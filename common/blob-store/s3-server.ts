@@ -16,7 +16,7 @@ import { mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
-import { ensureGoTool, goToolCacheDir, type EnsureOptions, type GoTool } from '../go-tool.js';
+import { ensureGoTool, type EnsureOptions, type GoTool } from '../go-tool.js';
 import { freePort, logTail, processAlive, sizeOf, stopPid } from '../processes.js';
 
 /** Pinned: a tagged release whose go.mod has no replace directive, so `go install` builds it from the module proxy. */
@@ -31,10 +31,6 @@ const VERSITYGW: GoTool = {
   releases: 'https://github.com/versity/versitygw/releases',
   minGo: '1.25',
 };
-
-export function s3ServerCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return goToolCacheDir(VERSITYGW, env);
-}
 
 export class S3ServerUnavailable extends Error {
   override name = 'S3ServerUnavailable';

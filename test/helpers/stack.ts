@@ -2,14 +2,12 @@
  * Helpers that run the real platform pieces inside a test: configuration pointing at the run's Temporal server and
  * database, worker pools on per-test task queues, the API on a free port, and sample repositories.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cp, mkdtemp } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, inject } from 'vitest';
@@ -23,8 +21,8 @@ import { createPoolWorkers } from '../../workers/pools.js';
 import { dataConverterFromConfig } from '../../temporal/codec.js';
 import { installRuntime } from '../../workers/runtime.js';
 import { bootstrapAdminKey } from '../../scripts/bootstrap.js';
+import { sampleGitRepo } from './sample-repo.js';
 
-const run = promisify(execFile);
 export const testLog = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 
 /**
@@ -202,15 +200,8 @@ export function useDb(started: (db: Db) => void, size = 4): void {
 }
 
 /** A fresh git repository holding a copy of samples/<name>. */
-export async function sampleRepo(name = 'calculator'): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), `agency-sample-${name}-`));
-  await cp(path.join(PROJECT_ROOT, 'samples', name), dir, { recursive: true });
-  const git = (...args: string[]): Promise<unknown> =>
-    run('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.com', ...args], { cwd: dir });
-  await git('init', '--quiet', '--initial-branch=main');
-  await git('add', '.');
-  await git('commit', '--quiet', '-m', 'sample');
-  return dir;
+export function sampleRepo(name = 'calculator'): Promise<string> {
+  return sampleGitRepo(path.join(os.tmpdir(), `agency-sample-${name}-`), name);
 }
 
 /** Polls a condition until it returns a value (not undefined/false) or the timeout passes. */

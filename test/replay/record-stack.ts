@@ -1,6 +1,6 @@
 /**
- * The stack a history recorder (record-federation.ts) runs on: its own headless Temporal dev server, a scratch
- * database, and workers in this process. Everything is stopped, and the database dropped, at the end.
+ * The stack a history recorder (record.ts, record-federation.ts) runs on: its own headless Temporal dev server, a
+ * scratch database, and workers in this process. Everything is stopped, and the database dropped, at the end.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';

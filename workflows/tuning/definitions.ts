@@ -13,18 +13,12 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { SessionSettingsSchema, type SessionSettings } from '../../common/onnx/session-settings.js';
+import { ServingPolicySchema, type ServingPolicy } from '../../common/serving-policy.js';
 import { RolloutOptionsSchema } from '../models/rollout-definitions.js';
 import { DeferralPolicySchema } from '../scheduling/decision.js';
 import { SearchSpaceSchema, type Point, type SearchSpace } from './space.js';
 
-export const ServingPolicySchema = z
-  .object({
-    maxBatchSize: z.number().int().min(1).max(4096),
-    maxWaitMs: z.number().min(0).max(10_000),
-    concurrency: z.number().int().min(1).max(256),
-  })
-  .strict();
-export type ServingPolicy = z.infer<typeof ServingPolicySchema>;
+export { ServingPolicySchema, type ServingPolicy };
 
 /** The serving policy of a version that has none (activities/inference/serving/batcher.ts DEFAULT_BATCH). */
 export const DEFAULT_SERVING: ServingPolicy = { maxBatchSize: 32, maxWaitMs: 2, concurrency: 2 };
