@@ -161,6 +161,43 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   }
 
   const cli = opts.cli ?? (await ensureTemporalCli({ log }));
+  // The CLI picks its HTTP API and metrics ports itself, free when it looks; another process can bind one before the
+  // server does (the test suite runs many servers at once). That start fails, and a second one picks other ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(cli, opts, { host, port, uiPort, ui, namespace, log, address, uiUrl, pidFile });
+    } catch (err) {
+      const taken = otherPortTaken((err as Error).message, [port, uiPort]);
+      if (taken === undefined || attempt >= 3) throw err;
+      log(`port ${taken}, which the dev server picked for itself, was taken as it started; starting it again`);
+    }
+  }
+}
+
+/** The port in a "bind: address already in use" failure, when it is none of `ours` (undefined otherwise). */
+export function otherPortTaken(message: string, ours: readonly number[]): number | undefined {
+  const port = Number(/listen tcp [^\s]*:(\d+): bind: address already in use/.exec(message)?.[1]);
+  return Number.isInteger(port) && !ours.includes(port) ? port : undefined;
+}
+
+interface LaunchPlan {
+  host: string;
+  port: number;
+  uiPort: number;
+  ui: boolean;
+  namespace: string;
+  log: (line: string) => void;
+  address: string;
+  uiUrl: string | undefined;
+  pidFile: string;
+}
+
+/** Spawns the dev server and waits until it answers with the namespace set up; stops it again if it does not. */
+async function launch(
+  cli: string,
+  opts: DevServerOptions,
+  { host, port, uiPort, ui, namespace, log, address, uiUrl, pidFile }: LaunchPlan,
+): Promise<DevServer> {
   const args = [
     'server',
     'start-dev',

@@ -199,6 +199,11 @@ describe('the federation API', () => {
       },
       { timeoutMs: 60_000, what: 'the campaign to pause' },
     );
+    // The query says paused at once; a round already running finishes first, and the loop records that it waits.
+    await eventually(async () => (await getCampaign(db, id))?.status === 'paused', {
+      timeoutMs: 60_000,
+      what: 'the loop to wait',
+    });
     const roundsWhenPaused = (await listRounds(db, id)).length;
     expect(roundsWhenPaused).toBeLessThanOrEqual(live.round);
     expect((await post(`/api/v1/federation/campaigns/${id}/stop`, { reason: 'enough' })).status).toBe(202);

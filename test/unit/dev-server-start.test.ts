@@ -84,4 +84,30 @@ describe('startDevServer when the server does not come up', () => {
       /exited during start-up; its log ends with:\nlisten tcp: address already in use\n$/,
     );
   });
+
+  it('starts again when a port the server picked for itself was taken, at most three times; never for its own port', async () => {
+    const port = await freePort();
+    const starts = path.join(dir, 'starts');
+    const failWith = async (taken: number): Promise<string> =>
+      standIn(
+        `echo start >> "${starts}"\n` +
+          `echo "failed listening for HTTP API on 127.0.0.1:${taken}: listen tcp 127.0.0.1:${taken}: bind: address already in use" >&2\nexit 1`,
+      );
+    const count = async (): Promise<number> => (await readFile(starts, 'utf8')).split('\n').filter(Boolean).length;
+
+    const lines: string[] = [];
+    const other = await failWith(port + 1);
+    await expect(
+      startDevServer({ cli: other, port, ui: false, stateDir: dir, log: (l) => lines.push(l) }),
+    ).rejects.toThrow(new RegExp(`127\\.0\\.0\\.1:${port + 1}: bind: address already in use`));
+    expect(await count()).toBe(3);
+    expect(lines.filter((l) => l.includes(`port ${port + 1}, which the dev server picked for itself`))).toHaveLength(2);
+
+    await rm(starts);
+    const own = await failWith(port);
+    await expect(startDevServer({ cli: own, port, ui: false, stateDir: dir })).rejects.toThrow(
+      /address already in use/,
+    );
+    expect(await count()).toBe(1);
+  });
 });
