@@ -16,11 +16,16 @@ import type { Client } from '@temporalio/client';
 import { loadConfig, PROJECT_ROOT } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
 import { getRound } from '../../common/federation.js';
-import { queueFor } from '../../temporal/task-queues.js';
 import { federationCampaignWorkflow } from '../../workflows/index.js';
-import { campaignWorkflowId } from '../../workflows/federation/definitions.js';
 import { killHard, testEnv } from '../helpers/stack.js';
-import { recordCampaign, simSource, smallCampaign, suffix, useFederationStack } from '../helpers/federation.js';
+import {
+  campaignStart,
+  recordCampaign,
+  simSource,
+  smallCampaign,
+  suffix,
+  useFederationStack,
+} from '../helpers/federation.js';
 
 const DECRYPTOR_UID = 4101;
 const AGGREGATOR_UID = 4102;
@@ -75,11 +80,7 @@ describe.runIf(isRoot)('the custody of a campaign’s secret key', () => {
   it('when an encrypted round runs, then only the decryptor’s user can read the key, and the aggregator has no way to it', async () => {
     const c = smallCampaign({ participants: ps.map((p) => p.id), mode: 'encrypted', min_participants: 2 });
     await recordCampaign(db, tenant, c);
-    const status = await client.workflow.execute(federationCampaignWorkflow, {
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      workflowId: campaignWorkflowId(c.id),
-      args: [{ campaignId: c.id, config: c, round: 1, status: 'running', history: [] }],
-    });
+    const status = await client.workflow.execute(federationCampaignWorkflow, campaignStart(config, c));
     expect(status.status).toBe('completed');
     expect((await getRound(db, c.id, 1))?.status).toBe('completed');
 

@@ -9,11 +9,16 @@ import type { Client } from '@temporalio/client';
 import { loadConfig } from '../../common/config.js';
 import type { Db } from '../../common/db.js';
 import { getRound } from '../../common/federation.js';
-import { queueFor } from '../../temporal/task-queues.js';
 import { federationCampaignWorkflow } from '../../workflows/index.js';
-import { campaignWorkflowId } from '../../workflows/federation/definitions.js';
 import { eventually, killHard, spawnWorkerProcess, testEnv } from '../helpers/stack.js';
-import { recordCampaign, simSource, smallCampaign, suffix, useFederationStack } from '../helpers/federation.js';
+import {
+  campaignStart,
+  recordCampaign,
+  simSource,
+  smallCampaign,
+  suffix,
+  useFederationStack,
+} from '../helpers/federation.js';
 
 const env = testEnv({ WORKER_QUEUES: 'federation' });
 const config = loadConfig(env);
@@ -35,11 +40,7 @@ describe('a federation worker killed in the middle of a round', () => {
     await recordCampaign(db, tenant, c);
     const first = spawnWorkerProcess(env);
     children.push(first);
-    const handle = await client.workflow.start(federationCampaignWorkflow, {
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      workflowId: campaignWorkflowId(c.id),
-      args: [{ campaignId: c.id, config: c, round: 1, status: 'running', history: [] }],
-    });
+    const handle = await client.workflow.start(federationCampaignWorkflow, campaignStart(config, c));
     const recorded = await eventually(() => getRound(db, c.id, 1), {
       timeoutMs: 60_000,
       intervalMs: 20,

@@ -12,10 +12,13 @@ import { createBlobStore, useBlobStore } from '../../common/blob-store/index.js'
 import type { Config, Pool } from '../../common/config.js';
 import { createDb, type Db } from '../../common/db.js';
 import { getParticipant, insertCampaign, insertParticipant, setBudget } from '../../common/federation.js';
+import { queueFor } from '../../temporal/task-queues.js';
 import {
+  campaignWorkflowId,
   CampaignInputSchema,
   type CampaignConfig,
   type CampaignInput,
+  type CampaignState,
 } from '../../workflows/federation/definitions.js';
 import { createParticipantWorkers } from '../../workers/participants.js';
 import { startWorkers, temporalClient, testLog, type RunningWorkers } from './stack.js';
@@ -63,6 +66,18 @@ export function smallCampaign(input: Partial<CampaignInput> & { participants: st
     ...input,
   });
   return { ...parsed, id: input.id ?? `c-${suffix()}` };
+}
+
+/** The start options of a campaign's workflow at round 1 (as the API starts it: api/routes/federation.ts). */
+export function campaignStart(
+  config: Config,
+  c: CampaignConfig,
+): { taskQueue: string; workflowId: string; args: [CampaignState] } {
+  return {
+    taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
+    workflowId: campaignWorkflowId(c.id),
+    args: [{ campaignId: c.id, config: c, round: 1, status: 'running', history: [] }],
+  };
 }
 
 export async function recordCampaign(db: Db, tenantId: string, config: CampaignConfig): Promise<void> {

@@ -11,11 +11,11 @@ import { computeEpsilon } from '../../activities/federation/accountant.js';
 import { queryAuditEvents } from '../../common/audit.js';
 import type { Db } from '../../common/db.js';
 import { getCampaign, getRound, listSpend } from '../../common/federation.js';
-import { queueFor } from '../../temporal/task-queues.js';
 import { federationCampaignWorkflow } from '../../workflows/index.js';
-import { campaignWorkflowId, type CampaignConfig } from '../../workflows/federation/definitions.js';
+import type { CampaignConfig } from '../../workflows/federation/definitions.js';
 import { testConfig } from '../helpers/stack.js';
 import {
+  campaignStart,
   giveBudget,
   recordCampaign,
   registerParticipants,
@@ -47,12 +47,7 @@ describe('the checks of a federated round', () => {
     { budget: false },
   );
 
-  const run = (c: CampaignConfig) =>
-    client.workflow.execute(federationCampaignWorkflow, {
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      workflowId: campaignWorkflowId(c.id),
-      args: [{ campaignId: c.id, config: c, round: 1, status: 'running', history: [] }],
-    });
+  const run = (c: CampaignConfig) => client.workflow.execute(federationCampaignWorkflow, campaignStart(config, c));
 
   it('when updates are NaN, the wrong shape or far over the clip norm, then each is rejected, audited and left out of the aggregate', async () => {
     await giveBudget(db, tenant);

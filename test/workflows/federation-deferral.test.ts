@@ -8,13 +8,19 @@ import { describe, expect, it } from 'vitest';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../../common/db.js';
 import { getRound } from '../../common/federation.js';
-import { queueFor } from '../../temporal/task-queues.js';
 import { federationCampaignWorkflow } from '../../workflows/index.js';
 import type { CampaignConfig, RoundMetrics } from '../../workflows/federation/definitions.js';
-import { campaignWorkflowId, roundWorkflowId } from '../../workflows/federation/definitions.js';
+import { roundWorkflowId } from '../../workflows/federation/definitions.js';
 import type { HostReading } from '../../workflows/scheduling/decision.js';
 import { testConfig } from '../helpers/stack.js';
-import { recordCampaign, simSource, smallCampaign, suffix, useFederationStack } from '../helpers/federation.js';
+import {
+  campaignStart,
+  recordCampaign,
+  simSource,
+  smallCampaign,
+  suffix,
+  useFederationStack,
+} from '../helpers/federation.js';
 
 const config = testConfig();
 const tenant = `fed-defer-${suffix()}`;
@@ -56,11 +62,7 @@ describe('host deferral in a federated round', () => {
 
   async function runRound(c: CampaignConfig): Promise<RoundMetrics> {
     await recordCampaign(db, tenant, c);
-    await client.workflow.execute(federationCampaignWorkflow, {
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      workflowId: campaignWorkflowId(c.id),
-      args: [{ campaignId: c.id, config: c, round: 1, status: 'running', history: [] }],
-    });
+    await client.workflow.execute(federationCampaignWorkflow, campaignStart(config, c));
     const round = await getRound(db, c.id, 1);
     expect(round?.status).toBe('completed');
     return round?.metrics as unknown as RoundMetrics;

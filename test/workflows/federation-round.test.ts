@@ -13,11 +13,11 @@ import { getBytes, putBytes } from '../../activities/federation/blobs.js';
 import { createDecryptorActivities } from '../../activities/federation/decryptor.js';
 import { paramCount } from '../../activities/federation/model.js';
 import { encryptUpdate } from '../../activities/federation/secure-agg.js';
-import { queueFor } from '../../temporal/task-queues.js';
 import { federationCampaignWorkflow } from '../../workflows/index.js';
-import { campaignWorkflowId, roundWorkflowId } from '../../workflows/federation/definitions.js';
+import { roundWorkflowId } from '../../workflows/federation/definitions.js';
 import { testConfig } from '../helpers/stack.js';
 import {
+  campaignStart,
   recordCampaign,
   registerParticipants,
   simSource,
@@ -60,11 +60,7 @@ describe('a federated round', () => {
   it('when three participants train under encryption, then the global model improves and the round is recorded with its spending', async () => {
     const c = smallCampaign({ participants: ids, mode: 'encrypted', min_participants: 3 });
     await recordCampaign(db, tenant, c);
-    const status = await client.workflow.execute(federationCampaignWorkflow, {
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      workflowId: campaignWorkflowId(c.id),
-      args: [{ campaignId: c.id, config: c, round: 1, status: 'running', history: [] }],
-    });
+    const status = await client.workflow.execute(federationCampaignWorkflow, campaignStart(config, c));
     expect(status.status).toBe('completed');
     const round = await getRound(db, c.id, 1);
     expect(round?.status).toBe('completed');
@@ -90,11 +86,7 @@ describe('a federated round', () => {
       round_deadline: '6s',
     });
     await recordCampaign(db, tenant, c);
-    await client.workflow.execute(federationCampaignWorkflow, {
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      workflowId: campaignWorkflowId(c.id),
-      args: [{ campaignId: c.id, config: c, round: 1, status: 'running', history: [] }],
-    });
+    await client.workflow.execute(federationCampaignWorkflow, campaignStart(config, c));
     const round = await getRound(db, c.id, 1);
     expect(round?.status).toBe('completed');
     expect(round?.selected).toContain(absent);
@@ -110,11 +102,7 @@ describe('a federated round', () => {
       round_deadline: '4s',
     });
     await recordCampaign(db, tenant, c);
-    await client.workflow.execute(federationCampaignWorkflow, {
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      workflowId: campaignWorkflowId(c.id),
-      args: [{ campaignId: c.id, config: c, round: 1, status: 'running', history: [] }],
-    });
+    await client.workflow.execute(federationCampaignWorkflow, campaignStart(config, c));
     const err: unknown = await client.workflow
       .getHandle(roundWorkflowId(c.id, 1))
       .result()
@@ -131,11 +119,7 @@ describe('a federated round', () => {
   it('when the decryptor is asked for anything but a recorded aggregate of at least min contributors, then it refuses', async () => {
     const c = smallCampaign({ participants: ids, mode: 'encrypted', min_participants: 3 });
     await recordCampaign(db, tenant, c);
-    await client.workflow.execute(federationCampaignWorkflow, {
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      workflowId: campaignWorkflowId(c.id),
-      args: [{ campaignId: c.id, config: c, round: 1, status: 'running', history: [] }],
-    });
+    await client.workflow.execute(federationCampaignWorkflow, campaignStart(config, c));
     const decryptor = createDecryptorActivities({ db, keyDir: config.FEDERATION_KEY_DIR! });
     const refused = (e: unknown): { type?: string; message: string } => e as { type?: string; message: string };
     // No round 2 was recorded: nothing to decrypt.
@@ -165,11 +149,7 @@ describe('a federated round', () => {
   it('when a round has more participants than a batch, then training fans out to child workflows and the sum to partial sums', async () => {
     const c = smallCampaign({ participants: ids, mode: 'plaintext', fanout_batch: 2, aggregation_batch: 2 });
     await recordCampaign(db, tenant, c);
-    await client.workflow.execute(federationCampaignWorkflow, {
-      taskQueue: queueFor('orchestration', config.TASK_QUEUE_PREFIX),
-      workflowId: campaignWorkflowId(c.id),
-      args: [{ campaignId: c.id, config: c, round: 1, status: 'running', history: [] }],
-    });
+    await client.workflow.execute(federationCampaignWorkflow, campaignStart(config, c));
     const round = await getRound(db, c.id, 1);
     expect(round?.status).toBe('completed');
     expect(round?.contributors).toBe(3);
